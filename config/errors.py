@@ -1,0 +1,57 @@
+"""The one exception root of intake and its branches.
+
+Every error we raise derives from `IntakeError` and from the stdlib type it resembles, and
+carries the fields a person needs to act on it (which file, which message, which key).
+"""
+
+from __future__ import annotations
+
+
+class IntakeError(Exception):
+    """Root of every error intake raises on purpose."""
+
+
+class ConfigError(IntakeError, ValueError):
+    """A setting is unknown, invalid or unreadable; `key` and `source` say which and where."""
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.source = source
+
+
+class ParseError(IntakeError, ValueError):
+    """Bytes could not be read as what they claim to be; `filename` names the input."""
+
+    def __init__(self, message: str, *, filename: str | None = None) -> None:
+        super().__init__(message)
+        self.filename = filename
+
+
+class MailboxError(IntakeError, ConnectionError):
+    """The mailbox could not be reached, logged into or read."""
+
+
+class MailboxLoginError(MailboxError):
+    """The mailbox refused our credentials: a person must fix the configuration."""
+
+
+class StorageError(IntakeError, OSError):
+    """The archive or the database could not store something."""
+
+
+class DeliveryError(IntakeError, ConnectionError):
+    """Outgoing mail could not be handed over; `permanent` says whether to retry."""
+
+    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+
+
+class TemplateError(IntakeError, ValueError):
+    """A mail template is missing or fails to render; `template` names it."""
+
+    def __init__(self, message: str, *, template: str | None = None) -> None:
+        super().__init__(message)
+        self.template = template

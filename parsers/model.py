@@ -1,0 +1,194 @@
+"""Plain data that the parsers return: no database, no settings, no I/O.
+
+These dataclasses are the contract between `parsers` and `service`. Kinds and states are
+`Literal` strings whose values are the ones `interface.md` publishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+MessageKind = Literal["recommendation", "other", "auto_reply", "bounce", "large_attachment_link"]
+AttachmentKind = Literal["form_word", "form_pdf", "other"]
+Seal = Literal["present", "absent", "unknown"]
+Route = Literal["recommended", "voluntary"]
+Result = Literal["selected", "not_selected"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something a person should know about an input: a short code and a sentence."""
+
+    code: str
+    message: str
+
+
+@dataclass
+class Attachment:
+    """One file carried by a message, decoded; `container` says where it was found."""
+
+    filename: str  # as the sender named it, decoded, for display
+    safe_name: str  # sanitised: no path parts, no control characters
+    content_type: str
+    data: bytes
+    sha256: str
+    kind: AttachmentKind = "other"
+    container: str | None = None  # e.g. "zip:材料.zip", "tnef:winmail.dat", "message/rfc822"
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class LargeAttachmentLink:
+    """A download link a webmail put in place of a real attachment (QQ 超大附件, 网易 网盘)."""
+
+    provider: str  # "qq" | "netease" | "other"
+    filename: str
+    url: str
+    expires: str | None = None
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """What a delivery-status notification says failed."""
+
+    failed_recipients: tuple[str, ...]
+    status: str | None = None  # e.g. "5.1.1"
+
+
+@dataclass
+class ParsedMessage:
+    """A message decoded and classified."""
+
+    message_id: str | None
+    subject: str
+    sender: str  # bare address, lower case; "" when absent
+    sender_name: str
+    reply_to: list[str]
+    to: list[str]
+    cc: list[str]
+    date: datetime | None  # the sender's own Date:, informative only
+    received_at: datetime | None  # newest Received: header date, if any
+    in_reply_to: str | None
+    references: list[str]
+    text: str
+    html: str
+    attachments: list[Attachment]
+    kind: MessageKind
+    no_reply: bool  # the sender must never be answered (noreply@, MAILER-DAEMON, ...)
+    bounce: Bounce | None = None
+    links: list[LargeAttachmentLink] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The contact person a recommending unit names on its form."""
+
+    name: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One row of a form's case table, as written on the form."""
+
+    row: int  # 序号 when readable, else the 1-based position
+    title: str
+    applicant: str
+    category: str | None = None
+    ref: str | None = None  # 申报编号 when the unit wrote it
+    rank: str | None = None  # 推荐排序
+    note: str | None = None  # 备注
+
+
+@dataclass
+class WordForm:
+    """A recommendation form read from a Word document."""
+
+    unit: str | None
+    contact: Contact
+    cases: list[CaseRow]
+    title: str | None = None
+    opinion: str | None = None  # 推荐意见
+    signed_on: date | None = None
+    format: str = "docx"  # docx | doc | wps
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class PdfForm:
+    """What a (usually sealed, often scanned) PDF of a form tells us."""
+
+    pages: int
+    text: str
+    scanned: bool  # image-only pages, no usable text layer
+    seal: Seal
+    seal_evidence: str  # one sentence: why present / absent / unknown
+    encrypted: bool = False
+    unit: str | None = None
+    titles: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SubmissionRecord:
+    """One row of the online system's export."""
+
+    row_number: int
+    ref: str  # 申报编号
+    title: str
+    applicant: str
+    uscc: str | None
+    uscc_valid: bool
+    category: str | None
+    field: str | None
+    route: Route
+    recommender: str | None
+    contact: str | None
+    mobile: str | None
+    email: str | None
+    submitted_at: datetime | None
+    smart_enterprise: bool | None = None  # 参加智慧企业案例征集
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row an importer could not accept, with its 1-based sheet row number."""
+
+    row_number: int
+    reason: str
+
+
+@dataclass
+class SubmissionExport:
+    """An export file read: accepted records, rejected rows, warnings."""
+
+    records: list[SubmissionRecord]
+    rejected: list[RejectedRow]
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A staff decision on one submission."""
+
+    row_number: int
+    ref: str
+    result: Result
+    note: str | None = None
+
+
+@dataclass
+class DecisionFile:
+    """A results file read."""
+
+    decisions: list[Decision]
+    rejected: list[RejectedRow]
