@@ -27,8 +27,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from config.errors import ConfigError
 
-SAMPLE_MAILBOX = Path(__file__).resolve().parent.parent / "service" / "samples" / "mailbox"
-SAMPLE_SUBMISSIONS = Path(__file__).resolve().parent.parent / "service" / "samples" / "submissions.xlsx"
+SAMPLES = Path(__file__).resolve().parent.parent / "service" / "samples"
+SAMPLE_MAILBOX = SAMPLES / "mailbox"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
