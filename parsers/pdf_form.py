@@ -1,0 +1,343 @@
+"""Read a recommendation form's PDF: text layer, scan detection, unit, case titles, seal check.
+
+Pure: bytes in, `PdfForm` out. Hostile input (too many pages or objects, slow content,
+decompression bombs) ends in a `Problem` on the result or a `ParseError`, never a hang.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pypdf import PasswordType, PdfReader
+from pypdf.generic import DictionaryObject
+
+from config.errors import ParseError
+from parsers.model import PdfForm, Problem
+from parsers.seal import Deadline, SealCheck, check_seal
+
+#: Labels after which a form writes the recommending unit's name (spaces inside are tolerated).
+UNIT_LABELS = ("推荐单位名称", "推荐单位", "单位名称")
+#: Column headers of the case table's title column and of the column right after it.
+TITLE_HEADERS = ("案例名称", "项目名称")
+APPLICANT_HEADERS = ("申报单位", "申报企业", "单位名称", "申报单位名称")
+#: Text that ends the case table when it starts a line left of the title column.
+TABLE_END_LABELS = ("推荐意见", "推荐单位", "注")
+#: A file with more indirect objects than this is refused before anything is parsed.
+MAX_OBJECTS = 1_000_000
+#: Pages whose stripped text is shorter than this count as having no text layer.
+MIN_TEXT_CHARS = 10
+#: Content streams bigger than this (decoded bytes) are not text-extracted.
+MAX_CONTENT_BYTES = 20_000_000
+
+_SEAL_MARKERS = re.compile(r"[（(]\s*盖\s*章\s*[）)]")
+_CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u9fff\uff00-\uffef])")
+_MAX_PROBLEMS_FROM_LOG = 5
+
+
+@dataclass(frozen=True)
+class _Fragment:
+    """A piece of text as the content stream shows it, with its position in page space."""
+
+    x: float
+    y: float
+    text: str
+
+
+def read_pdf_form(
+    data: bytes, filename: str = "", *, max_pages: int = 200, time_budget_s: float = 20.0
+) -> PdfForm:
+    """Read a form PDF into a `PdfForm`; raise `ParseError` when the bytes are not a usable PDF.
+
+    `encrypted=True` means the PDF is encrypted and the empty password does not open it.
+    Only the first `max_pages` pages are read; the time budget bounds the whole call.
+    """
+    name = filename or "PDF"
+    deadline = Deadline(time_budget_s)
+    if b"%PDF" not in data[:1024]:
+        raise ParseError(
+            f"{name}: not a PDF (no %PDF header); ask the sender for the PDF file itself.",
+            filename=filename,
+        )
+    with _captured_pypdf_complaints() as complaints:
+        try:
+            form = _read(data, name, max_pages=max_pages, deadline=deadline)
+        except ParseError:
+            raise
+        except RecursionError as exc:
+            raise ParseError(
+                f"{name}: the PDF nests objects too deeply to read; ask for a re-saved copy.",
+                filename=filename,
+            ) from exc
+        except Exception as exc:  # pypdf raises a wide range of types on damaged files
+            raise ParseError(
+                f"{name}: damaged or unreadable PDF ({type(exc).__name__}: {exc}); "
+                "ask the sender to export it again.",
+                filename=filename,
+            ) from exc
+    if complaints:
+        shown = "; ".join(complaints[:_MAX_PROBLEMS_FROM_LOG])
+        form.problems.append(
+            Problem("pdf_irregular", f"{name}: the PDF is irregular and was repaired: {shown}")
+        )
+    return form
+
+
+def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfForm:
+    """Open, decrypt if possible, then read text and seal within the limits."""
+    reader = PdfReader(io.BytesIO(data), strict=False)
+    declared_objects = int(reader.trailer.get("/Size", 0))
+    if declared_objects > MAX_OBJECTS:
+        raise ParseError(
+            f"{name}: declares {declared_objects:,} objects (limit {MAX_OBJECTS:,}); "
+            "this is not a form, check it by hand.",
+            filename=name,
+        )
+    problems: list[Problem] = []
+    if reader.is_encrypted:
+        opened = _open_with_empty_password(reader, name, problems)
+        if not opened:
+            return PdfForm(
+                pages=_page_count_or_zero(reader),
+                text="",
+                scanned=False,
+                seal="unknown",
+                seal_evidence="The PDF is encrypted with a password, so its seal was not checked.",
+                encrypted=True,
+                problems=problems,
+            )
+    page_count = len(reader.pages)
+    pages = [reader.pages[index] for index in range(min(page_count, max_pages))]
+    if page_count > max_pages:
+        problems.append(
+            Problem(
+                "pdf_too_many_pages",
+                f"{name}: has {page_count} pages; only the first {max_pages} were read.",
+            )
+        )
+    page_texts: list[str] = []
+    image_only_pages = 0
+    titles: list[str] = []
+    for page_number, page in enumerate(pages, start=1):
+        if deadline.passed():
+            problems.append(
+                Problem(
+                    "pdf_time_budget",
+                    f"{name}: reading stopped at page {page_number}: "
+                    f"over the {deadline.seconds:g} s budget.",
+                )
+            )
+            break
+        text, page_fragments = _page_text(page, page_number, problems)
+        page_texts.append(text)
+        titles.extend(find_case_titles(page_fragments))
+        if len(text.strip()) < MIN_TEXT_CHARS and _has_images(page):
+            image_only_pages += 1
+    text = "\n".join(page_texts)
+    has_text_layer = len(text.strip()) >= MIN_TEXT_CHARS
+    scanned = not has_text_layer and image_only_pages > 0
+    if has_text_layer and image_only_pages:
+        problems.append(
+            Problem(
+                "pdf_partly_scanned",
+                f"{name}: {image_only_pages} of {len(pages)} pages are images without text.",
+            )
+        )
+    seal = _seal_or_unknown(reader, pages, deadline)
+    problems.extend(seal.problems)
+    return PdfForm(
+        pages=page_count,
+        text=text,
+        scanned=scanned,
+        seal=seal.seal,
+        seal_evidence=seal.evidence,
+        unit=find_unit(text),
+        titles=titles,
+        problems=problems,
+    )
+
+
+def _open_with_empty_password(reader: PdfReader, name: str, problems: list[Problem]) -> bool:
+    """Try the empty password (owner-only protection); record why when it does not open."""
+    try:
+        opened = reader.decrypt("") != PasswordType.NOT_DECRYPTED
+    except Exception as exc:  # e.g. AES without a crypto library, or a malformed /Encrypt
+        problems.append(
+            Problem("pdf_encrypted", f"{name}: encrypted and cannot be decrypted here: {exc}.")
+        )
+        return False
+    if not opened:
+        problems.append(
+            Problem(
+                "pdf_encrypted",
+                f"{name}: protected by a password; ask the sender for an unprotected copy.",
+            )
+        )
+    return opened
+
+
+def _page_count_or_zero(reader: PdfReader) -> int:
+    """The page count of a PDF we cannot decrypt, when its page tree is still readable."""
+    try:
+        return len(reader.pages)
+    except Exception:  # the page tree of an encrypted file may be unreadable
+        return 0
+
+
+def _seal_or_unknown(reader: PdfReader, pages: Sequence[Any], deadline: Deadline) -> SealCheck:
+    """Run the seal check; a failure inside it makes the answer `unknown`, not an error."""
+    try:
+        return check_seal(reader, pages, deadline)
+    except RecursionError:
+        return SealCheck("unknown", "The PDF nests objects too deeply for the seal check.")
+    except Exception as exc:  # damaged objects met only by the seal check
+        return SealCheck(
+            "unknown",
+            f"The seal check could not read part of the PDF ({type(exc).__name__}).",
+            [Problem("pdf_seal_check_failed", str(exc))],
+        )
+
+
+def _page_text(page: Any, page_number: int, problems: list[Problem]) -> tuple[str, list[_Fragment]]:
+    """Extract a page's text and its positioned fragments; damaged content gives no text."""
+    fragments: list[_Fragment] = []
+
+    def collect(text: str, cm: Any, tm: Any, font: Any, size: Any) -> None:
+        if text.strip():
+            x = float(tm[4]) * float(cm[0]) + float(cm[4])
+            y = float(tm[5]) * float(cm[3]) + float(cm[5])
+            fragments.append(_Fragment(x, y, text.strip()))
+
+    try:
+        contents = page.get_contents()
+        if contents is not None and len(contents.get_data()) > MAX_CONTENT_BYTES:
+            problems.append(
+                Problem("pdf_content_too_big", f"Page {page_number}: text not read (too big).")
+            )
+            return "", []
+        return page.extract_text(visitor_text=collect) or "", fragments
+    except RecursionError:
+        raise
+    except Exception as exc:  # a page's damaged content should not lose the others
+        problems.append(Problem("pdf_text_unreadable", f"Page {page_number}: {exc}"))
+        return "", []
+
+
+def _has_images(page: Any) -> bool:
+    """Whether a page's resources hold at least one image XObject (directly or in a form)."""
+    resources = page.get("/Resources")
+    resources = resources.get_object() if resources is not None else None
+    if not isinstance(resources, DictionaryObject):
+        return False
+    xobjects = resources.get("/XObject")
+    xobjects = xobjects.get_object() if xobjects is not None else None
+    if not isinstance(xobjects, DictionaryObject):
+        return False
+    return any(reference.get_object().get("/Subtype") == "/Image" for reference in xobjects.values())
+
+
+def _spaced(label: str) -> str:
+    """A regex for a label whose characters may be separated by spaces (联 系 人)."""
+    return r"\s*".join(re.escape(character) for character in label)
+
+
+_UNIT_LINE = re.compile(
+    r"^\s*(?:" + "|".join(_spaced(label) for label in UNIT_LABELS) + r")\s*[:：]?\s*(?P<value>.*)$"
+)
+
+
+def find_unit(text: str) -> str | None:
+    """The recommending unit written after a 推荐单位 label, or None when the text has none."""
+    for line in text.splitlines():
+        match = _UNIT_LINE.match(line)
+        if match is None:
+            continue
+        value = match.group("value")
+        if _SEAL_MARKERS.match(value):
+            continue  # "推荐单位（盖章）" is where the seal goes, not a name
+        value = _SEAL_MARKERS.sub("", value)
+        value = _CJK_GAP.sub("", value).strip(" \u3000:：")
+        if value:
+            return value
+    return None
+
+
+def _bare(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def find_case_titles(fragments: Sequence[_Fragment]) -> list[str]:
+    """Case titles read from the case table by position: the title column, row by row."""
+    title_header = next((f for f in fragments if _bare(f.text) in TITLE_HEADERS), None)
+    if title_header is None:
+        return []
+    applicant_header = next(
+        (
+            f
+            for f in fragments
+            if _bare(f.text) in APPLICANT_HEADERS
+            and abs(f.y - title_header.y) < 12
+            and f.x > title_header.x
+        ),
+        None,
+    )
+    below = [f for f in fragments if f.y < title_header.y - 5]
+    row_anchors = [f for f in below if f.x < title_header.x and re.fullmatch(r"\d{1,3}", f.text)]
+    if not row_anchors:
+        return []
+    table_end = max(
+        (
+            f.y
+            for f in below
+            if f.x < title_header.x and any(f.text.startswith(e) for e in TABLE_END_LABELS)
+        ),
+        default=float("-inf"),
+    )
+    row_anchors = [anchor for anchor in row_anchors if anchor.y > table_end]
+    column_left = max(anchor.x for anchor in row_anchors) + 8
+    header_end = title_header.x + 10.5 * len(_bare(title_header.text))
+    column_right = (
+        (header_end + applicant_header.x) / 2 if applicant_header else float("inf")
+    )
+    pieces: dict[int, list[_Fragment]] = {index: [] for index in range(len(row_anchors))}
+    for fragment in below:
+        if fragment.y <= table_end or not column_left <= fragment.x < column_right:
+            continue
+        nearest = min(
+            range(len(row_anchors)), key=lambda index: abs(row_anchors[index].y - fragment.y)
+        )
+        pieces[nearest].append(fragment)
+    titles = []
+    for index in sorted(pieces, key=lambda index: -row_anchors[index].y):
+        ordered = sorted(pieces[index], key=lambda f: (-round(f.y), f.x))
+        title = "".join(fragment.text for fragment in ordered).strip()
+        if title:
+            titles.append(title)
+    return titles
+
+
+@contextmanager
+def _captured_pypdf_complaints() -> Iterator[list[str]]:
+    """Collect what pypdf logs or warns while reading, so it lands in `problems`, not stderr."""
+    complaints: list[str] = []
+
+    class _Collector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            complaints.append(record.getMessage())
+
+    pypdf_logger = logging.getLogger("pypdf")
+    collector = _Collector(level=logging.WARNING)
+    pypdf_logger.addHandler(collector)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield complaints
+        complaints.extend(str(warning.message) for warning in caught)
+    finally:
+        pypdf_logger.removeHandler(collector)
