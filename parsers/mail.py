@@ -1,0 +1,646 @@
+"""Raw RFC 822 bytes to a `ParsedMessage`: headers, bodies, attachments, containers, kind.
+
+The MIME tree comes from the stdlib parser with the `compat32` policy, on purpose: it is the
+fastest correct parser at hand, never raises while reading headers, and hands back the raw
+header text (8-bit bytes as surrogates). Charset decisions Chinese mail needs are then ours:
+`gb2312`/`gbk` read as GB18030, encoded-words inside quoted `filename=`, RFC 2231 values, raw
+GBK names, unknown charsets. mail-parser (the project's chosen mail library) supplies what it
+does better than the stdlib: the RFC 5322 date reader (obsolete zones, comments) and the
+comment-aware `Received:` splitter. Its `MailParser` object is not used: it would parse every
+message a second time, returns attachments base64-encoded and decodes text with
+`errors="ignore"`, which silently drops characters such as 镕.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.message
+import email.policy
+import email.utils
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+
+from mailparser.dates import parse_mail_date
+from mailparser.exceptions import MailParserError
+from mailparser.received import split_received
+
+from config.errors import ParseError
+from parsers.classify import MessageFacts, classify
+from parsers.containers import (
+    InflationBudget,
+    Limits,
+    Unpacked,
+    is_tnef,
+    is_zip_archive,
+    unpack_tnef,
+    unpack_zip,
+)
+from parsers.filenames import (
+    decode_unlabelled_bytes,
+    has_unsafe_characters,
+    sanitize_filename,
+    strip_unsafe_characters,
+)
+from parsers.kinds import detect_kind
+from parsers.model import Attachment, ParsedMessage, Problem
+
+CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "ms936": "gb18030",
+    "windows-936": "gb18030",
+    "euc-cn": "gb18030",
+    "x-euc-cn": "gb18030",
+    "gb_2312-80": "gb18030",
+    "chinese": "gb18030",
+    "csgb2312": "gb18030",
+    "gb2312-80": "gb18030",
+    "big5": "big5hkscs",
+    "x-big5": "big5hkscs",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "shift_jis": "cp932",
+    "x-sjis": "cp932",
+    "iso-2022-jp": "iso2022_jp_ext",
+    "us-ascii": "windows-1252",
+    "ascii": "windows-1252",
+    "iso-8859-1": "windows-1252",
+    "latin1": "windows-1252",
+    "utf8": "utf-8",
+    "unicode-1-1-utf-7": "utf-7",
+}
+PLACEHOLDER_CHARSETS = frozenset({"", "unknown-8bit", "x-unknown", "unknown", "default", "none"})
+BODY_TYPES = frozenset({"text/plain", "text/html"})
+NOT_ATTACHMENT_TYPES = frozenset(
+    {
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/disposition-notification",
+        "message/feedback-report",
+        "text/rfc822-headers",
+        "message/global-headers",
+        "application/pgp-signature",
+    }
+)
+FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
+EXTENSION_BY_TYPE = {
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "text/calendar": ".ics",
+    "text/csv": ".csv",
+    "message/rfc822": ".eml",
+    "application/pdf": ".pdf",
+    "application/zip": ".zip",
+    "application/msword": ".doc",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+}
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*?)\?=")
+_BETWEEN_WORDS = re.compile(r"^[ \t\r\n]*$")
+_FOLDING = re.compile(r"\r?\n(?=[ \t])")
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_MIME_HEADER_START = re.compile(rb"^[!-9;-~]+:", re.MULTILINE)
+_OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_TNEF_SIGNATURE = b"\x78\x9f\x3e\x22"
+
+
+def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
+    """Decode and classify one message; damage is recorded in `problems`, never raised.
+
+    Raises `ParseError` only when the bytes are not a mail message at all.
+    """
+    _reject_hopeless(raw)
+    limits = limits or Limits()
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except (RecursionError, ValueError, TypeError, LookupError, IndexError) as exc:
+        raise ParseError(f"the message cannot be parsed as MIME: {exc}") from exc
+    if not message.keys():
+        raise ParseError("no mail header found: this is not an RFC 822 message")
+    reader = _MessageReader(limits)
+    try:
+        return reader.read(message)
+    except RecursionError as exc:
+        raise ParseError("the message is nested too deeply to be read") from exc
+
+
+def _reject_hopeless(raw: bytes) -> None:
+    """Refuse input that is certainly not a mail message, with a reason a person can act on."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise ParseError(f"expected the message as bytes, got {type(raw).__name__}")
+    head = bytes(raw[:4096])
+    if not head.strip():
+        raise ParseError("the message is empty")
+    if head.startswith(_OLE_SIGNATURE):
+        raise ParseError("an Outlook .msg file, not an RFC 822 message: save it as .eml")
+    if head.startswith(_TNEF_SIGNATURE):
+        raise ParseError("a bare TNEF (winmail.dat) stream, not an RFC 822 message")
+    if _MIME_HEADER_START.search(head) is None:
+        raise ParseError("no mail header found: this is not an RFC 822 message")
+
+
+@dataclass
+class _Collected:
+    """Everything gathered while walking the MIME tree of one message."""
+
+    texts: list[str] = field(default_factory=list)
+    htmls: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    delivery_status: list[list[tuple[str, str]]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+class _MessageReader:
+    """Walks one message within `limits`, collecting bodies, attachments and problems."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.budget = InflationBudget(limits.max_inflated_bytes)
+        self.parts_seen = 0
+        self.reported: set[str] = set()
+        self.found = _Collected()
+
+    def read(self, message: email.message.Message) -> ParsedMessage:
+        headers = _raw_headers(message)
+        problems = self.found.problems
+        subject = self._header_text(headers, "subject", "subject")
+        sender_name, sender = (
+            self._first_address(headers, "from")
+            or self._first_address(headers, "sender")
+            or ("", "")
+        )
+        self._walk(message, depth=0, container=None, top_level=True)
+        text = "\n".join(self.found.texts)
+        html = "\n".join(self.found.htmls)
+        content_type = message.get_content_type()
+        facts = MessageFacts(
+            headers={
+                name: [_decode_words(value) for value in values] for name, values in headers.items()
+            },
+            sender=sender,
+            subject=subject,
+            content_type=content_type,
+            report_type=_param(message, "report-type"),
+            text=text,
+            html=html,
+            attachments=self.found.attachments,
+            delivery_status=self.found.delivery_status,
+        )
+        verdict = classify(facts)
+        return ParsedMessage(
+            message_id=_first_message_id(headers.get("message-id")),
+            subject=subject,
+            sender=sender,
+            sender_name=sender_name,
+            reply_to=self._addresses(headers, "reply-to"),
+            to=self._addresses(headers, "to"),
+            cc=self._addresses(headers, "cc"),
+            date=self._date(headers),
+            received_at=_received_at(headers.get("received", [])),
+            in_reply_to=_first_message_id(headers.get("in-reply-to")),
+            references=_all_message_ids(headers.get("references")),
+            text=text,
+            html=html,
+            attachments=self.found.attachments,
+            kind=verdict.kind,
+            no_reply=verdict.no_reply,
+            bounce=verdict.bounce,
+            links=verdict.links,
+            problems=problems,
+        )
+
+    def _header_text(self, headers: dict[str, list[str]], name: str, where: str) -> str:
+        """A header's first value, decoded, made safe for reuse in a header."""
+        values = headers.get(name)
+        if not values:
+            return ""
+        return self._safe(_decode_words(_unfold(values[0])), where)
+
+    def _safe(self, value: str, where: str) -> str:
+        """Strip line breaks and controls from a value, recording once per place that we did."""
+        if has_unsafe_characters(value):
+            self._report_once(
+                f"control_characters:{where}",
+                Problem(
+                    "control_characters",
+                    f"The {where} {value[:80]!r} held line breaks or control characters; they "
+                    "were replaced by spaces and it is safe to use in a reply.",
+                ),
+            )
+        return strip_unsafe_characters(value)
+
+    def _report_once(self, key: str, problem: Problem) -> None:
+        if key not in self.reported:
+            self.reported.add(key)
+            self.found.problems.append(problem)
+
+    def _address_pairs(self, headers: dict[str, list[str]], name: str) -> list[tuple[str, str]]:
+        """Every (display name, bare lower-case address) of an address header."""
+        values = [_unfold(value) for value in headers.get(name, [])]
+        if not values:
+            return []
+        pairs: list[tuple[str, str]] = []
+        for display, raw_address in email.utils.getaddresses(values):
+            address = strip_unsafe_characters(_decode_words(raw_address)).strip("<>").lower()
+            if "@" not in address:
+                continue
+            pairs.append((self._safe(_decode_words(display), f"{name} name"), address))
+        if not pairs:
+            for value in values:
+                for found in re.findall(r"[^\s<>,;:\"'()]+@[^\s<>,;:\"'()]+", value):
+                    pairs.append(("", strip_unsafe_characters(found).lower()))
+        return pairs
+
+    def _first_address(self, headers: dict[str, list[str]], name: str) -> tuple[str, str] | None:
+        pairs = self._address_pairs(headers, name)
+        return pairs[0] if pairs else None
+
+    def _addresses(self, headers: dict[str, list[str]], name: str) -> list[str]:
+        return list(dict.fromkeys(address for _, address in self._address_pairs(headers, name)))
+
+    def _date(self, headers: dict[str, list[str]]) -> datetime | None:
+        values = headers.get("date")
+        if not values:
+            return None
+        value = _read_date(_decode_words(_unfold(values[0])))
+        if value is None:
+            self.found.problems.append(
+                Problem(
+                    "unreadable_date",
+                    f"The Date header {values[0][:60]!r} cannot be read; arrival time does not "
+                    "depend on it.",
+                )
+            )
+        return value
+
+    def _walk(
+        self,
+        part: email.message.Message,
+        *,
+        depth: int,
+        container: str | None,
+        top_level: bool,
+    ) -> None:
+        """Visit one MIME part and its children within the part and depth limits."""
+        self.parts_seen += 1
+        if self.parts_seen > self.limits.max_parts:
+            self._report_once(
+                "too_many_parts",
+                Problem(
+                    "too_many_parts",
+                    f"The message has more than {self.limits.max_parts} MIME parts; the rest "
+                    "were not read. Ask the sender to send fewer files per message.",
+                ),
+            )
+            return
+        if depth > self.limits.max_depth:
+            self._report_once(
+                "too_deep",
+                Problem(
+                    "too_deep",
+                    f"The message nests MIME parts more than {self.limits.max_depth} levels "
+                    "deep; the deeper parts were not read.",
+                ),
+            )
+            return
+        content_type = part.get_content_type()
+        payload = part.get_payload()
+        if content_type in FORWARDED_TYPES:
+            self._forwarded(part, payload, depth=depth)
+            return
+        if part.is_multipart() and isinstance(payload, list):
+            for child in payload:
+                if isinstance(child, email.message.Message):
+                    self._walk(child, depth=depth + 1, container=container, top_level=top_level)
+            return
+        if content_type in {"message/delivery-status", "message/global-delivery-status"}:
+            self.found.delivery_status.extend(_delivery_status_blocks(part, payload))
+            return
+        self._leaf(part, content_type, container=container, top_level=top_level)
+
+    def _forwarded(self, part: email.message.Message, payload: object, *, depth: int) -> None:
+        """Read a forwarded message: its files count as this message's own."""
+        inner: email.message.Message | None = None
+        if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
+            inner = payload[0]
+        else:
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes) and data.strip():
+                inner = email.message_from_bytes(data, policy=email.policy.compat32)
+        if inner is None:
+            return
+        headers = _raw_headers(inner)
+        subject = self._header_text(headers, "subject", "forwarded subject")
+        label = f"message/rfc822:{subject}" if subject else "message/rfc822"
+        self._walk(inner, depth=depth + 1, container=label, top_level=False)
+
+    def _leaf(
+        self,
+        part: email.message.Message,
+        content_type: str,
+        *,
+        container: str | None,
+        top_level: bool,
+    ) -> None:
+        """A part with no children: a body, a file, or a container of files."""
+        if content_type in NOT_ATTACHMENT_TYPES:
+            return
+        filename = self._filename(part)
+        disposition = part.get_content_disposition()
+        is_body = content_type in BODY_TYPES and not filename and disposition != "attachment"
+        data = _payload_bytes(part)
+        if is_body:
+            if top_level:
+                text = self._decode_body(data, part, content_type)
+                (self.found.htmls if content_type == "text/html" else self.found.texts).append(text)
+            return
+        if not data and not filename:
+            return
+        if not filename:
+            filename = f"part-{self.parts_seen}{EXTENSION_BY_TYPE.get(content_type, '.bin')}"
+        self._add_file(filename, data, content_type, container)
+
+    def _add_file(
+        self, filename: str, data: bytes, content_type: str, container: str | None
+    ) -> None:
+        """Record a file, unpacking it first when it is a zip or a TNEF stream."""
+        unpacked: Unpacked | None = None
+        if is_tnef(data, filename, content_type):
+            unpacked = unpack_tnef(data, filename, limits=self.limits, budget=self.budget)
+            if not self.found.htmls and unpacked.body_html:
+                self.found.htmls.append(unpacked.body_html)
+        elif is_zip_archive(data, filename, content_type):
+            unpacked = unpack_zip(data, filename, limits=self.limits, budget=self.budget)
+        if unpacked is not None:
+            self.found.problems.extend(unpacked.problems)
+            for inner in unpacked.files:
+                self._append_attachment(
+                    inner.filename, inner.data, "application/octet-stream", inner.container
+                )
+            if unpacked.complete:
+                return
+        self._append_attachment(filename, data, content_type, container)
+
+    def _append_attachment(
+        self, filename: str, data: bytes, content_type: str, container: str | None
+    ) -> None:
+        display = self._safe(filename, "file name")
+        self.found.attachments.append(
+            Attachment(
+                filename=display,
+                safe_name=sanitize_filename(display),
+                content_type=content_type,
+                data=data,
+                sha256=hashlib.sha256(data).hexdigest(),
+                kind=detect_kind(data, display),
+                container=container,
+            )
+        )
+
+    def _filename(self, part: email.message.Message) -> str:
+        """The decoded file name of a part, from Content-Disposition or Content-Type."""
+        for header, name in (("content-disposition", "filename"), ("content-type", "name")):
+            value = part.get_param(name, header=header)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                charset, _, text = value
+                decoded = _decode_rfc2231(charset or "", text or "")
+            else:
+                decoded = _decode_words(email.utils.unquote(value))
+            decoded = decoded.strip()
+            if decoded:
+                return decoded
+        return ""
+
+    def _decode_body(self, data: bytes, part: email.message.Message, content_type: str) -> str:
+        """Decode a text part with its declared charset, recording unknown ones."""
+        label = part.get_param("charset") or ""
+        label = label[2] if isinstance(label, tuple) else label
+        text, known = decode_text(data, str(label))
+        if not known:
+            self._report_once(
+                f"unknown_charset:{label}",
+                Problem(
+                    "unknown_charset",
+                    f"A {content_type} body declares the unknown charset {str(label)[:40]!r}; it "
+                    "was read as UTF-8 or GB18030 and some characters may be wrong.",
+                ),
+            )
+        return text
+
+
+def decode_text(data: bytes, charset: str) -> tuple[str, bool]:
+    """Decode bytes labelled with `charset`; return the text and whether the label was usable."""
+    codec = _codec(charset)
+    if codec is None:
+        return decode_unlabelled_bytes(data), charset.strip().lower() in PLACEHOLDER_CHARSETS
+    try:
+        return data.decode(codec), True
+    except UnicodeDecodeError:
+        pass
+    if codec != "utf-8":
+        try:
+            return data.decode("utf-8"), True
+        except UnicodeDecodeError:
+            pass
+    return data.decode(codec, "replace"), True
+
+
+def _codec(charset: str) -> str | None:
+    """The Python codec for a MIME charset label, GB2312 and GBK read as GB18030."""
+    label = charset.strip().strip("\"'").lower()
+    if label in PLACEHOLDER_CHARSETS:
+        return None
+    label = CHARSET_ALIASES.get(label, label)
+    try:
+        "".encode(label)
+        b"".decode(label)
+    except (LookupError, ValueError):
+        return None
+    return label
+
+
+def _raw_headers(message: email.message.Message) -> dict[str, list[str]]:
+    """Header values as received (8-bit bytes kept as surrogates), by lower-case name."""
+    headers: dict[str, list[str]] = {}
+    for name, value in message.raw_items():
+        text = value if isinstance(value, str) else str(value)
+        headers.setdefault(name.strip().lower(), []).append(text)
+    return headers
+
+
+def _unfold(value: str) -> str:
+    return _FOLDING.sub("", value).strip()
+
+
+def _undo_surrogates(value: str) -> str:
+    """Decode raw 8-bit header bytes (kept by the parser as surrogates) as UTF-8 or GBK."""
+    if value.isascii():
+        return value
+    try:
+        raw = value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return value
+    return decode_unlabelled_bytes(raw)
+
+
+def _decode_words(value: str) -> str:
+    """Decode raw 8-bit bytes and RFC 2047 encoded-words anywhere in a value, even in quotes."""
+    value = _undo_surrogates(value)
+    if "=?" not in value:
+        return value
+    pieces: list[str] = []
+    pending: list[tuple[str, bytes]] = []
+    position = 0
+    for found in _ENCODED_WORD.finditer(value):
+        between = value[position : found.start()]
+        if not (pending and _BETWEEN_WORDS.match(between)):
+            if pending:
+                pieces.append(_flush_words(pending))
+            pieces.append(between)
+        charset = found.group(1).split("*", 1)[0]
+        pending.append((charset, _word_bytes(found.group(2), found.group(3))))
+        position = found.end()
+    if pending:
+        pieces.append(_flush_words(pending))
+    pieces.append(value[position:])
+    return "".join(pieces)
+
+
+def _flush_words(pending: list[tuple[str, bytes]]) -> str:
+    """Decode adjacent encoded-words, joining bytes of the same charset split mid-character."""
+    text: list[str] = []
+    run_charset = pending[0][0]
+    run: list[bytes] = []
+    for charset, data in pending:
+        if charset.lower() != run_charset.lower():
+            text.append(decode_text(b"".join(run), run_charset)[0])
+            run_charset, run = charset, []
+        run.append(data)
+    text.append(decode_text(b"".join(run), run_charset)[0])
+    pending.clear()
+    return "".join(text)
+
+
+def _word_bytes(encoding: str, encoded: str) -> bytes:
+    """The bytes an encoded-word carries, tolerating bad padding and stray characters."""
+    if encoding in "qQ":
+        return binascii.a2b_qp(encoded.encode("ascii", "replace"), header=True)
+    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", encoded)
+    if len(cleaned) % 4 == 1:
+        cleaned = cleaned[:-1]
+    try:
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except binascii.Error:
+        return encoded.encode("ascii", "replace")
+
+
+def _decode_rfc2231(charset: str, text: str) -> str:
+    """Decode an RFC 2231 value that the stdlib percent-decoded into Latin-1 characters."""
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _decode_words(text)
+    if not charset:
+        return _decode_words(decode_unlabelled_bytes(raw))
+    return _decode_words(decode_text(raw, charset)[0])
+
+
+def _payload_bytes(part: email.message.Message) -> bytes:
+    """A leaf part's decoded content (base64, quoted-printable, uuencode), raw when undecodable."""
+    data = part.get_payload(decode=True)
+    if isinstance(data, bytes):
+        return data
+    payload = part.get_payload()
+    if isinstance(payload, str):
+        return payload.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def _param(message: email.message.Message, name: str) -> str | None:
+    value = message.get_param(name)
+    if isinstance(value, tuple):
+        value = value[2]
+    return str(value).strip().lower() if value else None
+
+
+def _delivery_status_blocks(
+    part: email.message.Message, payload: object
+) -> list[list[tuple[str, str]]]:
+    """The field blocks of a message/delivery-status part, however it was parsed."""
+    blocks: list[list[tuple[str, str]]] = []
+    if isinstance(payload, list):
+        for block in payload:
+            if isinstance(block, email.message.Message):
+                blocks.append(
+                    [
+                        (name, _decode_words(_unfold(str(value))))
+                        for name, value in block.raw_items()
+                    ]
+                )
+        return blocks
+    text = _payload_bytes(part).decode("utf-8", "replace")
+    for chunk in re.split(r"\r?\n\s*\r?\n", text):
+        fields = re.findall(r"^([A-Za-z-]+)\s*:\s*(.*)$", chunk, re.MULTILINE)
+        if fields:
+            blocks.append([(name, value.strip()) for name, value in fields])
+    return blocks
+
+
+def _first_message_id(values: list[str] | None) -> str | None:
+    if not values:
+        return None
+    value = strip_unsafe_characters(_undo_surrogates(_unfold(values[0])))
+    found = _MESSAGE_ID.search(value)
+    if found:
+        return found.group(0)
+    return value.split()[0] if value.split() else None
+
+
+def _all_message_ids(values: list[str] | None) -> list[str]:
+    if not values:
+        return []
+    text = " ".join(strip_unsafe_characters(_undo_surrogates(_unfold(value))) for value in values)
+    return list(dict.fromkeys(_MESSAGE_ID.findall(text)))
+
+
+def _read_date(value: str) -> datetime | None:
+    """Read an RFC 5322 date with mail-parser, keeping the sender's offset; stdlib as fallback."""
+    result = parse_mail_date(value)
+    if result.value is not None:
+        try:
+            offset = timedelta(hours=float(result.timezone))
+        except (TypeError, ValueError, OverflowError):
+            offset = timedelta(0)
+        selected: datetime = result.value
+        return selected.astimezone(timezone(offset))
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _received_at(values: list[str]) -> datetime | None:
+    """The date of the top-most `Received:` header that carries a readable one."""
+    for value in values:
+        text = _undo_surrogates(_unfold(value))
+        try:
+            _, stamp = split_received(text)
+        except (MailParserError, ValueError):
+            stamp = text.rpartition(";")[2] if ";" in text else None
+        if stamp:
+            when = _read_date(stamp.strip())
+            if when is not None:
+                return when
+    return None
