@@ -19,16 +19,10 @@ from pypdf import PasswordType, PdfReader
 from pypdf.generic import DictionaryObject
 
 from config.errors import ParseError
+from parsers.labels import UNIT_FIELD_LABELS, case_column_for
 from parsers.model import PdfForm, Problem
 from parsers.seal import Deadline, SealCheck, check_seal
 
-#: Labels after which a form writes the recommending unit's name (spaces inside are tolerated).
-UNIT_LABELS = ("推荐单位名称", "推荐单位", "单位名称")
-#: Column headers of the case table's title column and of the column right after it.
-TITLE_HEADERS = ("案例名称", "项目名称")
-APPLICANT_HEADERS = ("申报单位", "申报企业", "单位名称", "申报单位名称")
-#: Text that ends the case table when it starts a line left of the title column.
-TABLE_END_LABELS = ("推荐意见", "推荐单位", "注")
 #: A file with more indirect objects than this is refused before anything is parsed.
 MAX_OBJECTS = 1_000_000
 #: Pages whose stripped text is shorter than this count as having no text layer.
@@ -39,6 +33,11 @@ MAX_CONTENT_BYTES = 20_000_000
 _SEAL_MARKERS = re.compile(r"[（(]\s*盖\s*章\s*[）)]")
 _CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u9fff\uff00-\uffef])")
 _MAX_PROBLEMS_FROM_LOG = 5
+#: Rough width of a CJK header character in points, to find where a header cell ends.
+_HEADER_CHAR_WIDTH = 10.5
+#: How far right of the leftmost row number other row numbers may start, in points.
+_ROW_NUMBER_SLACK = 16.0
+_ROW_NUMBER = re.compile(r"\d{1,3}")
 
 
 @dataclass(frozen=True)
@@ -239,16 +238,21 @@ def _has_images(page: Any) -> bool:
     xobjects = xobjects.get_object() if xobjects is not None else None
     if not isinstance(xobjects, DictionaryObject):
         return False
-    return any(reference.get_object().get("/Subtype") == "/Image" for reference in xobjects.values())
+    return any(
+        reference.get_object().get("/Subtype") == "/Image" for reference in xobjects.values()
+    )
 
 
 def _spaced(label: str) -> str:
-    """A regex for a label whose characters may be separated by spaces (联 系 人)."""
-    return r"\s*".join(re.escape(character) for character in label)
+    """A regex for a label whose characters may be separated by spaces (联 系 人), any brackets."""
+    brackets = {"(": "[(（]", ")": "[)）]"}
+    return r"\s*".join(brackets.get(ch, re.escape(ch)) for ch in label)
 
 
 _UNIT_LINE = re.compile(
-    r"^\s*(?:" + "|".join(_spaced(label) for label in UNIT_LABELS) + r")\s*[:：]?\s*(?P<value>.*)$"
+    r"^\s*(?:"
+    + "|".join(_spaced(label) for label in sorted(UNIT_FIELD_LABELS["unit"], key=len, reverse=True))
+    + r")\s*[:：]?\s*(?P<value>.*)$"
 )
 
 
@@ -268,43 +272,37 @@ def find_unit(text: str) -> str | None:
     return None
 
 
-def _bare(text: str) -> str:
-    return re.sub(r"\s+", "", text)
-
-
 def find_case_titles(fragments: Sequence[_Fragment]) -> list[str]:
     """Case titles read from the case table by position: the title column, row by row."""
-    title_header = next((f for f in fragments if _bare(f.text) in TITLE_HEADERS), None)
+    title_header = next((f for f in fragments if case_column_for(f.text) == "title"), None)
     if title_header is None:
         return []
     applicant_header = next(
         (
             f
             for f in fragments
-            if _bare(f.text) in APPLICANT_HEADERS
+            if case_column_for(f.text) == "applicant"
             and abs(f.y - title_header.y) < 12
             and f.x > title_header.x
         ),
         None,
     )
     below = [f for f in fragments if f.y < title_header.y - 5]
-    row_anchors = [f for f in below if f.x < title_header.x and re.fullmatch(r"\d{1,3}", f.text)]
-    if not row_anchors:
+    numbers = [f for f in below if f.x < title_header.x and _ROW_NUMBER.fullmatch(f.text)]
+    if not numbers:
         return []
+    number_column_right = min(f.x for f in numbers) + _ROW_NUMBER_SLACK
+    # The table ends where text that is not a row number appears in the row-number column.
     table_end = max(
-        (
-            f.y
-            for f in below
-            if f.x < title_header.x and any(f.text.startswith(e) for e in TABLE_END_LABELS)
-        ),
+        (f.y for f in below if f.x < number_column_right and not _ROW_NUMBER.fullmatch(f.text)),
         default=float("-inf"),
     )
-    row_anchors = [anchor for anchor in row_anchors if anchor.y > table_end]
-    column_left = max(anchor.x for anchor in row_anchors) + 8
-    header_end = title_header.x + 10.5 * len(_bare(title_header.text))
-    column_right = (
-        (header_end + applicant_header.x) / 2 if applicant_header else float("inf")
-    )
+    row_anchors = [f for f in numbers if f.x < number_column_right and f.y > table_end]
+    if not row_anchors:
+        return []
+    column_left = max(anchor.x for anchor in row_anchors) + _ROW_NUMBER_SLACK / 2
+    header_end = title_header.x + _HEADER_CHAR_WIDTH * len(title_header.text.replace(" ", ""))
+    column_right = (header_end + applicant_header.x) / 2 if applicant_header else float("inf")
     pieces: dict[int, list[_Fragment]] = {index: [] for index in range(len(row_anchors))}
     for fragment in below:
         if fragment.y <= table_end or not column_left <= fragment.x < column_right:

@@ -311,7 +311,9 @@ def check_seal(reader: PdfReader, pages: Sequence[Any], deadline: Deadline) -> S
             contents = None
         if contents is not None and _vector_seal(contents.operations, resources, reader, 0):
             return SealCheck(
-                "present", f"Page {page_number} draws a red round mark in vector graphics.", problems
+                "present",
+                f"Page {page_number} draws a red round mark in vector graphics.",
+                problems,
             )
         for image_stream in _image_streams(resources, 0, set()):
             if deadline.passed():
