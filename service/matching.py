@@ -1,0 +1,481 @@
+"""Case row ↔ online submission: by 申报编号, else by applicant and title, never a guess.
+
+Pure decisions over plain data. A `SubmissionIndex` is built once over every online
+submission and answers many forms; each row gets a `RowMatch` that says how it was decided
+("ref", "name", "ambiguous", "none"), the candidates considered and the evidence, so that
+staff can see why. A close runner-up or a weak best candidate makes a row "ambiguous" and
+leaves the decision to staff: a wrong link would send the wrong applicant a receipt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import LCSseq
+
+from parsers.normalize import (
+    applicant_core,
+    normalize_applicant,
+    normalize_ref,
+    normalize_title,
+    units_match,
+)
+
+MatchMethod = Literal["ref", "name", "ambiguous", "none"]
+
+_PHASE = re.compile(r"[一二三四五六七八九十\d]+期")
+_NUMBER = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class RowToMatch:
+    """One case row of a recommendation form, as written on the form."""
+
+    row: int
+    title: str
+    applicant: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One online submission that a row may be matched to."""
+
+    ref: str
+    title: str
+    applicant: str
+    recommender: str | None  # 推荐单位 as the applicant entered it online
+    route: str  # "recommended" | "voluntary"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The knobs of a name match. Scores run from 0 to 100."""
+
+    accept: float = 88.0
+    """A name match needs a combined score at least this high."""
+    margin: float = 6.0
+    """...and must lead the runner-up by at least this much, else the row is ambiguous."""
+    plausible: float = 72.0
+    """Candidates scoring at least this are listed; a row with one is ambiguous, not none."""
+    title_floor: float = 85.0
+    """A name match needs the title alone at least this similar: one applicant has many cases."""
+    applicant_floor: float = 60.0
+    """A name match needs the applicant at least this similar, when the form names one."""
+    title_weight: float = 0.65
+    """Share of the title in the combined score; the applicant has the rest."""
+    recommender_boost: float = 4.0
+    """Added when the submission's own 推荐单位 is the unit whose form is being matched."""
+    voluntary_boost: float = 1.0
+    """Added for a voluntary submission: a unit may recommend a case submitted voluntarily."""
+    other_unit_penalty: float = 4.0
+    """Taken off when the submission names another recommending unit."""
+    missing_applicant_penalty: float = 10.0
+    """Taken off the title score when the form leaves the applicant empty."""
+    disagreement: float = 70.0
+    """A match by 申报编号 warns when the form's title or applicant scores below this."""
+    shortlist: int = 10
+    """Closest titles scored per row, besides those with the same title or applicant."""
+    listed: int = 5
+    """At most this many candidates are kept on a decision."""
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class RowMatch:
+    """The decision for one row, with the evidence a person needs to check it."""
+
+    row: int
+    method: MatchMethod
+    submission_ref: str | None
+    score: float
+    candidates: tuple[tuple[str, float], ...]  # (ref, score), best first
+    evidence: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Record:
+    """A candidate with its comparison keys computed once."""
+
+    candidate: Candidate
+    title_key: str
+    applicant_key: str
+    applicant_core: str
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One candidate scored against one row."""
+
+    ref: str
+    score: float
+    title: float
+    applicant: float
+    eligible: bool  # title and applicant each pass their floor
+    evidence: tuple[str, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _qualifiers_conflict(first: str, second: str) -> bool:
+    """Whether both titles name a phase (一期/二期) or numbers, and not the same ones."""
+    first_phases, second_phases = set(_PHASE.findall(first)), set(_PHASE.findall(second))
+    if first_phases and second_phases and first_phases != second_phases:
+        return True
+    first_numbers, second_numbers = set(_NUMBER.findall(first)), set(_NUMBER.findall(second))
+    return bool(
+        first_numbers
+        and second_numbers
+        and not (first_numbers <= second_numbers or second_numbers <= first_numbers)
+    )
+
+
+def _similarity(first: str, second: str) -> tuple[float, bool]:
+    """Similarity of two keys, and whether the shorter lies in order inside the longer.
+
+    People drop words (a prefix, 有限公司, (一期)) far more often than they change them, so
+    a character of the shorter key missing from the longer one costs much more than a
+    character the shorter key leaves out.
+    """
+    if first == second:
+        return 100.0, True
+    shorter, longer = sorted((len(first), len(second)))
+    if shorter == 0:
+        return 0.0, False
+    common = LCSseq.similarity(first, second)
+    unexplained = shorter - common
+    coverage = common / longer
+    return max(0.0, 100.0 - 40.0 * (1.0 - coverage) - 10.0 * unexplained), unexplained == 0
+
+
+def _title_score(form_key: str, record_key: str) -> tuple[float, str]:
+    """Title similarity with its evidence string."""
+    if not form_key:
+        return 0.0, "no title on the form"
+    score, contained = _similarity(form_key, record_key)
+    if score == 100.0:
+        return score, "title 100"
+    if _qualifiers_conflict(form_key, record_key):
+        score = min(score, 70.0)
+        return score, f"title {score:.0f} (phase or number differs)"
+    if contained:
+        return score, f"title {score:.0f} (one title contains the other)"
+    return score, f"title {score:.0f}"
+
+
+def _applicant_score(form_key: str, form_core: str, record: _Record) -> tuple[float, str]:
+    """Applicant similarity on the full key or, as a secondary key, without company suffixes."""
+    if form_key == record.applicant_key:
+        return 100.0, "applicant 100"
+    if form_core == record.applicant_core:
+        return 100.0, "applicant 100 (core)"
+    full, _ = _similarity(form_key, record.applicant_key)
+    core, _ = _similarity(form_core, record.applicant_core)
+    if core > full:
+        return core, f"applicant {core:.0f} (core)"
+    return full, f"applicant {full:.0f}"
+
+
+def _display(score: float) -> float:
+    return round(score, 1)
+
+
+class SubmissionIndex:
+    """Every online submission, indexed once for matching the rows of many forms."""
+
+    def __init__(self, submissions: Iterable[Candidate]) -> None:
+        """Compute the keys of each submission and the lookup tables."""
+        self._records: list[_Record] = []
+        self._by_ref: dict[str, int] = {}
+        self._by_title: dict[str, list[int]] = {}
+        self._by_applicant: dict[str, list[int]] = {}
+        for position, candidate in enumerate(submissions):
+            record = _Record(
+                candidate=candidate,
+                title_key=normalize_title(candidate.title),
+                applicant_key=normalize_applicant(candidate.applicant),
+                applicant_core=applicant_core(candidate.applicant),
+            )
+            self._records.append(record)
+            self._by_ref.setdefault(normalize_ref(candidate.ref), position)
+            self._by_title.setdefault(record.title_key, []).append(position)
+            for key in {record.applicant_key, record.applicant_core}:
+                self._by_applicant.setdefault(key, []).append(position)
+        self._title_keys = [record.title_key for record in self._records]
+        self._unit_cache: dict[tuple[str, str], bool] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def match_rows(
+        self,
+        rows: Sequence[RowToMatch],
+        *,
+        unit: str | None,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        taken: Mapping[str, int] | None = None,
+    ) -> list[RowMatch]:
+        """Decide each row of one form; `unit` is the form's recommending unit.
+
+        `taken` maps refs already linked on other recommendations to that recommendation's
+        id: such a match stands (two units may recommend one case) but carries a warning.
+        Two rows of this form never claim the same submission.
+        """
+        decisions = [self._match_row(row, unit=unit, thresholds=thresholds) for row in rows]
+        decisions = _resolve_claims(decisions)
+        if taken:
+            taken_keys = {normalize_ref(ref): holder for ref, holder in taken.items()}
+            decisions = [_warn_if_taken(decision, taken_keys) for decision in decisions]
+        return decisions
+
+    # --- one row ---------------------------------------------------------------------
+
+    def _match_row(self, row: RowToMatch, *, unit: str | None, thresholds: Thresholds) -> RowMatch:
+        ref_key = normalize_ref(row.ref) if row.ref else ""
+        if not ref_key:
+            return self._match_by_name(row, unit=unit, thresholds=thresholds)
+        position = self._by_ref.get(ref_key)
+        if position is None:
+            by_name = self._match_by_name(row, unit=unit, thresholds=thresholds)
+            return replace(
+                by_name,
+                evidence=(f"ref {row.ref.strip() if row.ref else ''} not found", *by_name.evidence),
+                warnings=(
+                    f"申报编号 {ref_key} is not in the online export; matched by names instead",
+                    *by_name.warnings,
+                ),
+            )
+        return self._match_by_ref(row, position, unit=unit, thresholds=thresholds)
+
+    def _match_by_ref(
+        self, row: RowToMatch, position: int, *, unit: str | None, thresholds: Thresholds
+    ) -> RowMatch:
+        record = self._records[position]
+        ref = record.candidate.ref
+        scored = self._score(row, record, unit=unit, thresholds=thresholds)
+        warnings: list[str] = []
+        if scored.title < thresholds.disagreement:
+            warnings.append(
+                f"the form's title differs from {ref}'s ({record.candidate.title}): "
+                f"title {scored.title:.0f}"
+            )
+        if scored.applicant < thresholds.disagreement and normalize_applicant(row.applicant):
+            warnings.append(
+                f"the form's applicant differs from {ref}'s ({record.candidate.applicant}): "
+                f"applicant {scored.applicant:.0f}"
+            )
+        evidence = (f"ref {ref}", *scored.evidence)
+        if len(warnings) == 2:
+            # The ref points to an unrelated record: if the names point clearly elsewhere,
+            # the ref is probably mistyped and staff must choose.
+            by_name = self._match_by_name(row, unit=unit, thresholds=thresholds)
+            if by_name.method == "name" and by_name.submission_ref != ref:
+                assert by_name.submission_ref is not None
+                return RowMatch(
+                    row=row.row,
+                    method="ambiguous",
+                    submission_ref=None,
+                    score=by_name.score,
+                    candidates=((by_name.submission_ref, by_name.score), (ref, scored.score)),
+                    evidence=(*evidence, *by_name.evidence),
+                    warnings=(
+                        *warnings,
+                        f"the names point to {by_name.submission_ref}, the 申报编号 to {ref}: "
+                        "staff decide",
+                    ),
+                )
+        return RowMatch(
+            row=row.row,
+            method="ref",
+            submission_ref=ref,
+            score=100.0,
+            candidates=((ref, 100.0),),
+            evidence=evidence,
+            warnings=(*warnings, *scored.warnings),
+        )
+
+    def _shortlist(self, title_key: str, applicant_key: str, core: str, limit: int) -> set[int]:
+        positions: set[int] = set(self._by_title.get(title_key, ()))
+        positions.update(self._by_applicant.get(applicant_key, ()))
+        positions.update(self._by_applicant.get(core, ()))
+        if title_key:
+            closest = process.extract(
+                title_key,
+                self._title_keys,
+                scorer=fuzz.ratio,
+                processor=None,
+                limit=limit,
+                score_cutoff=50,
+            )
+            positions.update(position for _, _, position in closest)
+        return positions
+
+    def _match_by_name(
+        self, row: RowToMatch, *, unit: str | None, thresholds: Thresholds
+    ) -> RowMatch:
+        title_key = normalize_title(row.title)
+        applicant_key = normalize_applicant(row.applicant)
+        core = applicant_core(row.applicant)
+        positions = self._shortlist(title_key, applicant_key, core, thresholds.shortlist)
+        scored = sorted(
+            (
+                self._score(row, self._records[position], unit=unit, thresholds=thresholds)
+                for position in positions
+            ),
+            key=lambda item: (-item.score, item.ref),
+        )
+        listed = tuple(
+            (item.ref, _display(item.score))
+            for item in scored[: thresholds.listed]
+            if item.score >= thresholds.plausible
+        )
+        if not scored or scored[0].score < thresholds.plausible:
+            best = f"best candidate {scored[0].ref} at {scored[0].score:.0f}" if scored else ""
+            return RowMatch(
+                row=row.row,
+                method="none",
+                submission_ref=None,
+                score=_display(scored[0].score) if scored else 0.0,
+                candidates=(),
+                evidence=("no online submission with a similar title and applicant",)
+                + ((best,) if best else ()),
+            )
+        best_item = scored[0]
+        runner_up = scored[1] if len(scored) > 1 else None
+        lead = best_item.score - runner_up.score if runner_up else 100.0
+        runner_up_note = (
+            (f"runner-up {runner_up.ref} at {runner_up.score:.0f}",) if runner_up else ()
+        )
+        if (
+            best_item.score >= thresholds.accept
+            and best_item.eligible
+            and lead >= thresholds.margin
+        ):
+            return RowMatch(
+                row=row.row,
+                method="name",
+                submission_ref=best_item.ref,
+                score=_display(best_item.score),
+                candidates=listed,
+                evidence=(*best_item.evidence, *runner_up_note),
+                warnings=best_item.warnings,
+            )
+        if best_item.score >= thresholds.accept and best_item.eligible:
+            reason = (
+                f"{best_item.ref} ({best_item.score:.0f}) and {runner_up.ref if runner_up else ''} "
+                f"({runner_up.score if runner_up else 0:.0f}) are too close: staff decide"
+            )
+        else:
+            reason = (
+                f"best candidate {best_item.ref} ({best_item.score:.0f}) is not certain enough: "
+                "staff decide"
+            )
+        return RowMatch(
+            row=row.row,
+            method="ambiguous",
+            submission_ref=None,
+            score=_display(best_item.score),
+            candidates=listed,
+            evidence=(*best_item.evidence, *runner_up_note),
+            warnings=(reason,),
+        )
+
+    def _score(
+        self, row: RowToMatch, record: _Record, *, unit: str | None, thresholds: Thresholds
+    ) -> _Scored:
+        """Combine title and applicant similarity and the submission's own recommender."""
+        title, title_evidence = _title_score(normalize_title(row.title), record.title_key)
+        form_applicant = normalize_applicant(row.applicant)
+        if form_applicant:
+            applicant, applicant_evidence = _applicant_score(
+                form_applicant, applicant_core(row.applicant), record
+            )
+            combined = thresholds.title_weight * title + (1.0 - thresholds.title_weight) * applicant
+            eligible = title >= thresholds.title_floor and applicant >= thresholds.applicant_floor
+        else:
+            applicant, applicant_evidence = 0.0, "no applicant on the form"
+            combined = title - thresholds.missing_applicant_penalty
+            eligible = title >= thresholds.title_floor
+        evidence = [title_evidence, applicant_evidence]
+        warnings: list[str] = []
+        candidate = record.candidate
+        if candidate.route == "voluntary":
+            combined += thresholds.voluntary_boost
+            evidence.append("voluntary submission")
+        elif unit and candidate.recommender:
+            if self._same_unit(unit, candidate.recommender):
+                combined += thresholds.recommender_boost
+                evidence.append("recommender matches unit")
+            else:
+                combined -= thresholds.other_unit_penalty
+                evidence.append(f"recommender is another unit ({candidate.recommender})")
+                warnings.append(
+                    f"{candidate.ref} names {candidate.recommender} as its recommending unit online"
+                )
+        return _Scored(
+            ref=candidate.ref,
+            score=min(100.0, max(0.0, combined)),
+            title=title,
+            applicant=applicant,
+            eligible=eligible,
+            evidence=tuple(evidence),
+            warnings=tuple(warnings),
+        )
+
+    def _same_unit(self, unit: str, recommender: str) -> bool:
+        key = (unit, recommender)
+        if key not in self._unit_cache:
+            self._unit_cache[key] = units_match(unit, recommender)
+        return self._unit_cache[key]
+
+
+def _resolve_claims(decisions: list[RowMatch]) -> list[RowMatch]:
+    """Let one row keep each submission: a ref beats a name, then the higher score, then order."""
+    claimants: dict[str, list[int]] = {}
+    for position, decision in enumerate(decisions):
+        if decision.submission_ref is not None:
+            claimants.setdefault(decision.submission_ref, []).append(position)
+    resolved = list(decisions)
+    for ref, positions in claimants.items():
+        if len(positions) < 2:
+            continue
+        ranked = sorted(
+            positions,
+            key=lambda position: (decisions[position].method != "ref", -decisions[position].score),
+        )
+        winner = decisions[ranked[0]]
+        for position in ranked[1:]:
+            loser = decisions[position]
+            candidates = loser.candidates or ((ref, loser.score),)
+            resolved[position] = replace(
+                loser,
+                method="ambiguous",
+                submission_ref=None,
+                candidates=candidates,
+                warnings=(
+                    *loser.warnings,
+                    f"{ref} is already claimed by row {winner.row} of this form: staff decide",
+                ),
+            )
+    return resolved
+
+
+def _warn_if_taken(decision: RowMatch, taken: Mapping[str, int]) -> RowMatch:
+    if decision.submission_ref is None:
+        return decision
+    holder = taken.get(normalize_ref(decision.submission_ref))
+    if holder is None:
+        return decision
+    return replace(
+        decision,
+        warnings=(
+            *decision.warnings,
+            f"{decision.submission_ref} is also matched on recommendation {holder}",
+        ),
+    )
