@@ -293,9 +293,14 @@ class ImapMailbox:
     # -- reading -----------------------------------------------------------------------
 
     def state(self) -> FolderState:
-        """STATUS of the selected folder: cheap enough to ask before every poll."""
+        """NOOP then STATUS of the selected folder: cheap enough to ask before every poll.
+
+        The NOOP makes the server sync the selected folder first; without it Dovecot
+        answers STATUS from this session's view, which misses mail delivered since.
+        """
         client = self._connected
         with self._translated("read the folder state of"):
+            client.noop()
             status = client.folder_status(self.folder, ["UIDVALIDITY", "UIDNEXT", "MESSAGES"])
         return FolderState(
             uidvalidity=int(status[b"UIDVALIDITY"]),
@@ -315,6 +320,7 @@ class ImapMailbox:
             criteria += ["SINCE", since]
         listed: list[RemoteMessage] = []
         with self._translated("list new messages in"):
+            client.noop()  # sync the session's view so SEARCH sees mail delivered since
             self._uidnext_when_listed = int(
                 client.folder_status(self.folder, ["UIDNEXT"])[b"UIDNEXT"]
             )
@@ -385,7 +391,8 @@ class ImapMailbox:
             return
         client = self._connected
         targets = list(uids)
-        with self._translated(f"apply after = {action!r} on"):
+        hint = "check mailbox.after; the messages stay where they are until it works"
+        with self._translated(f"apply after = {action!r} on", hint=hint):
             if parsed.kind == "flag":
                 client.add_flags(targets, [b"\\Flagged"], silent=True)
             elif parsed.kind == "seen":
@@ -429,6 +436,7 @@ class ImapMailbox:
         if b"IDLE" not in self._capabilities:
             return False
         with self._translated("wait for new mail in"):
+            client.noop()
             uidnext = int(client.folder_status(self.folder, ["UIDNEXT"])[b"UIDNEXT"])
             if uidnext > self._uidnext_when_listed:
                 return True

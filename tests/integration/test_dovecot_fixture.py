@@ -87,6 +87,20 @@ def test_restarted_server_listens_on_the_same_port_with_the_same_mail(dovecot):
     assert uidvalidity(dovecot, username, "INBOX") == before
 
 
+def test_stopping_the_server_drops_connected_clients(dovecot):
+    username, _ = dovecot.user()
+    client = dovecot.client(username)
+    client.select_folder("INBOX")
+
+    dovecot.stop()
+    try:
+        with pytest.raises(IMAPClient.AbortError):
+            client.noop()
+    finally:
+        client.shutdown()
+        dovecot.start()
+
+
 @pytest.mark.parametrize("folder", ["INBOX", "Cases"])
 def test_recreated_folder_is_empty_with_a_new_uidvalidity(dovecot, folder):
     username, _ = dovecot.user()

@@ -133,6 +133,7 @@ class DovecotServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, so stop() can end the children
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
@@ -151,16 +152,23 @@ class DovecotServer:
         raise RuntimeError(f"dovecot did not greet on port {self.port}\n{self.log_tail()}")
 
     def stop(self) -> None:
-        """SIGTERM the master and wait for it (SIGKILL if it lingers); idempotent."""
+        """SIGTERM the master, then its leftover children; idempotent.
+
+        Dovecot 2.3's imap processes outlive a stopped master and keep serving their
+        clients, so the whole process group (this instance only) is ended, as a real
+        server crash or restart would.
+        """
         process, self._process = self._process, None
         if process is None:
             return
+        group = process.pid  # start_new_session: the master leads its own group
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=SHUTDOWN_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        _end_process_group(group)
         if process.stderr is not None:
             process.stderr.close()
 
@@ -246,6 +254,22 @@ class DovecotServer:
                 )
             ):
                 entry.unlink()
+
+
+def _end_process_group(group: int) -> None:
+    """SIGTERM what is left of a process group, then SIGKILL it if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
 
 
 def _uid_from_appenduid(response: bytes) -> int:
