@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import posixpath
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Final, NoReturn
 from xml.etree import ElementTree
@@ -30,6 +32,17 @@ _OFFICE_DOCUMENT_TYPES: Final = (
     "http://purl.oclc.org/ooxml/officeDocument/relationships/officeDocument",
 )
 DEFAULT_MAIN_PART: Final = "word/document.xml"
+_INFLATE_ERRORS: Final = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ class OoxmlPackage:
                 "it is not a Word document, ask the sender for a .docx",
                 filename=self.filename,
             ) from exc
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+        except _INFLATE_ERRORS as exc:
             raise ParseError(
                 f"{self.filename}: part {name!r} cannot be inflated ({exc}); "
                 "the file is damaged, ask the sender to send it again",
@@ -93,7 +106,7 @@ def open_package(data: bytes, *, filename: str = "") -> OoxmlPackage:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+    except _INFLATE_ERRORS as exc:
         raise ParseError(
             f"{filename}: not a Word document (not a readable zip package: {exc}); "
             "ask the sender for a .docx saved from Word or WPS",
