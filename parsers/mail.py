@@ -106,7 +106,10 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*?)\?=")
 _BETWEEN_WORDS = re.compile(r"^[ \t\r\n]*$")
 _FOLDING = re.compile(r"\r?\n(?=[ \t])")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
-_MIME_HEADER_START = re.compile(rb"^[!-9;-~]+:", re.MULTILINE)
+_MIME_HEADER_START = re.compile(rb"^[!-9;-~]+[ \t]*:", re.MULTILINE)
+_OBSOLETE_HEADER_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
+_HEADER_SEARCH_BYTES = 4096
+_UTF8_BOM = b"\xef\xbb\xbf"
 _OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _TNEF_SIGNATURE = b"\x78\x9f\x3e\x22"
 
@@ -116,12 +119,13 @@ def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
 
     Raises `ParseError` only when the bytes are not a mail message at all.
     """
-    _reject_hopeless(raw)
+    raw = _reject_hopeless(raw)
     limits = limits or Limits()
-    try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
-    except (RecursionError, ValueError, TypeError, LookupError, IndexError) as exc:
-        raise ParseError(f"the message cannot be parsed as MIME: {exc}") from exc
+    message = _parse_mime(raw)
+    if not message.keys():
+        start = _MIME_HEADER_START.search(raw, 0, _HEADER_SEARCH_BYTES)
+        if start is not None and start.start() > 0:
+            message = _parse_mime(raw[start.start() :])
     if not message.keys():
         raise ParseError("no mail header found: this is not an RFC 822 message")
     reader = _MessageReader(limits)
@@ -131,11 +135,14 @@ def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
         raise ParseError("the message is nested too deeply to be read") from exc
 
 
-def _reject_hopeless(raw: bytes) -> None:
-    """Refuse input that is certainly not a mail message, with a reason a person can act on."""
+def _reject_hopeless(raw: bytes) -> bytes:
+    """Refuse input that is certainly not a mail message; return it without a BOM or blank top."""
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise ParseError(f"expected the message as bytes, got {type(raw).__name__}")
-    head = bytes(raw[:4096])
+    raw = bytes(raw)
+    if raw.startswith(_UTF8_BOM):
+        raw = raw[len(_UTF8_BOM) :]
+    head = raw[:_HEADER_SEARCH_BYTES]
     if not head.strip():
         raise ParseError("the message is empty")
     if head.startswith(_OLE_SIGNATURE):
@@ -144,6 +151,24 @@ def _reject_hopeless(raw: bytes) -> None:
         raise ParseError("a bare TNEF (winmail.dat) stream, not an RFC 822 message")
     if _MIME_HEADER_START.search(head) is None:
         raise ParseError("no mail header found: this is not an RFC 822 message")
+    if raw[:1] in {b"\r", b"\n", b" ", b"\t"}:
+        raw = raw.lstrip(b" \t\r\n")
+    header_end = raw.find(b"\n\n")
+    crlf_end = raw.find(b"\n\r\n")
+    if header_end < 0 or 0 <= crlf_end < header_end:
+        header_end = crlf_end
+    header_block = raw if header_end < 0 else raw[:header_end]
+    if _OBSOLETE_HEADER_NAME.search(header_block):
+        raw = _OBSOLETE_HEADER_NAME.sub(rb"\1:", header_block) + raw[len(header_block) :]
+    return raw
+
+
+def _parse_mime(raw: bytes) -> email.message.Message:
+    """Run the stdlib parser, turning its rare failures into `ParseError`."""
+    try:
+        return email.message_from_bytes(raw, policy=email.policy.compat32)
+    except (RecursionError, ValueError, TypeError, LookupError, IndexError) as exc:
+        raise ParseError(f"the message cannot be parsed as MIME: {exc}") from exc
 
 
 @dataclass
@@ -247,7 +272,19 @@ class _MessageReader:
         if not values:
             return []
         pairs: list[tuple[str, str]] = []
-        for display, raw_address in email.utils.getaddresses(values):
+        try:
+            parsed = email.utils.getaddresses(values)
+        except RecursionError:
+            parsed = []
+            self._report_once(
+                f"unreadable_addresses:{name}",
+                Problem(
+                    "unreadable_addresses",
+                    f"The {name} header is too convoluted to read fully; only the bare "
+                    "addresses in it were kept.",
+                ),
+            )
+        for display, raw_address in parsed:
             address = strip_unsafe_characters(_decode_words(raw_address)).strip("<>").lower()
             if "@" not in address:
                 continue
@@ -406,8 +443,9 @@ class _MessageReader:
 
     def _filename(self, part: email.message.Message) -> str:
         """The decoded file name of a part, from Content-Disposition or Content-Type."""
+        view = _mime_header_view(part)
         for header, name in (("content-disposition", "filename"), ("content-type", "name")):
-            value = part.get_param(name, header=header)
+            value = view.get_param(name, header=header)
             if value is None:
                 continue
             if isinstance(value, tuple):
@@ -437,8 +475,12 @@ class _MessageReader:
         return text
 
 
-def decode_text(data: bytes, charset: str) -> tuple[str, bool]:
-    """Decode bytes labelled with `charset`; return the text and whether the label was usable."""
+def decode_text(data: bytes, charset: str, *, guess_on_error: bool = False) -> tuple[str, bool]:
+    """Decode bytes labelled with `charset`; return the text and whether the label was usable.
+
+    Bytes the label cannot decode are read as UTF-8, then replaced, or with `guess_on_error`
+    read as UTF-8, GB18030 or Latin-1 so that no U+FFFD appears (for names).
+    """
     codec = _codec(charset)
     if codec is None:
         return decode_unlabelled_bytes(data), charset.strip().lower() in PLACEHOLDER_CHARSETS
@@ -451,6 +493,8 @@ def decode_text(data: bytes, charset: str) -> tuple[str, bool]:
             return data.decode("utf-8"), True
         except UnicodeDecodeError:
             pass
+    if guess_on_error:
+        return decode_unlabelled_bytes(data), True
     return data.decode(codec, "replace"), True
 
 
@@ -466,6 +510,24 @@ def _codec(charset: str) -> str | None:
     except (LookupError, ValueError):
         return None
     return label
+
+
+def _mime_header_view(part: email.message.Message) -> email.message.Message:
+    """The part itself, or when its MIME headers hold raw 8-bit bytes, a copy of them decoded.
+
+    The stdlib would turn such bytes into U+FFFD when asked for a parameter.
+    """
+    raw_pairs = [
+        (name, value)
+        for name, value in part.raw_items()
+        if name.lower() in {"content-type", "content-disposition"}
+    ]
+    if all(isinstance(value, str) and value.isascii() for _, value in raw_pairs):
+        return part
+    view = email.message.Message()
+    for name, value in raw_pairs:
+        view[name] = _undo_surrogates(str(value))
+    return view
 
 
 def _raw_headers(message: email.message.Message) -> dict[str, list[str]]:
@@ -522,10 +584,10 @@ def _flush_words(pending: list[tuple[str, bytes]]) -> str:
     run: list[bytes] = []
     for charset, data in pending:
         if charset.lower() != run_charset.lower():
-            text.append(decode_text(b"".join(run), run_charset)[0])
+            text.append(decode_text(b"".join(run), run_charset, guess_on_error=True)[0])
             run_charset, run = charset, []
         run.append(data)
-    text.append(decode_text(b"".join(run), run_charset)[0])
+    text.append(decode_text(b"".join(run), run_charset, guess_on_error=True)[0])
     pending.clear()
     return "".join(text)
 
@@ -551,7 +613,7 @@ def _decode_rfc2231(charset: str, text: str) -> str:
         return _decode_words(text)
     if not charset:
         return _decode_words(decode_unlabelled_bytes(raw))
-    return _decode_words(decode_text(raw, charset)[0])
+    return _decode_words(decode_text(raw, charset, guess_on_error=True)[0])
 
 
 def _payload_bytes(part: email.message.Message) -> bytes:
