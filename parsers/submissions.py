@@ -1,0 +1,210 @@
+"""Read the online system's export of submissions (.xlsx or .csv) into `SubmissionRecord`s.
+
+A bad row is rejected with its row number and the rest are kept; a bad USCC is only a
+warning. Naive submission times are read in the campaign's time zone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from config.errors import ConfigError
+from parsers.model import (
+    Problem,
+    RejectedRow,
+    Route,
+    SubmissionExport,
+    SubmissionRecord,
+)
+from parsers.normalize import normalize_uscc, uscc_is_valid
+from parsers.tabular import CellValue, TableRecord, cell_text, read_table
+
+SUBMISSION_HEADERS: Final[dict[str, tuple[str, ...]]] = {
+    "ref": ("申报编号", "编号", "案例编号"),
+    "title": ("案例名称", "项目名称"),
+    "applicant": ("申报单位", "单位名称", "申报单位名称"),
+    "uscc": ("统一社会信用代码", "信用代码", "社会信用代码"),
+    "category": ("案例类别",),
+    "field": ("所属领域",),
+    "route": ("申报方式",),
+    "recommender": ("推荐单位",),
+    "contact": ("联系人",),
+    "mobile": ("手机", "手机号码", "手机号"),
+    "email": ("电子邮箱", "邮箱"),
+    "submitted_at": ("提交时间",),
+    "smart_enterprise": ("参加智慧企业案例征集",),
+}
+"""Our field name -> the header texts the export may use for it (first is the canonical one)."""
+
+REQUIRED_COLUMNS: Final = ("ref", "title", "applicant", "route")
+
+ROUTES: Final[dict[str, Route]] = {
+    "推荐申报": "recommended",
+    "推荐": "recommended",
+    "自愿申报": "voluntary",
+    "自愿": "voluntary",
+}
+YES_NO: Final[dict[str, bool]] = {
+    "是": True,
+    "否": False,
+    "y": True,
+    "n": False,
+    "yes": True,
+    "no": False,
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+}
+
+_TIME_FORMATS: Final = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y年%m月%d日 %H:%M:%S",
+    "%Y年%m月%d日 %H:%M",
+    "%Y年%m月%d日",
+)
+_SPACES = re.compile(r"\s+")
+
+
+def read_submissions(
+    data: bytes,
+    filename: str,
+    *,
+    column_overrides: Mapping[str, str] | None = None,
+    timezone: str = "Asia/Shanghai",
+) -> SubmissionExport:
+    """Read an export; raise `ParseError` when the file or its header row cannot be read.
+
+    `column_overrides` maps a field name (a key of `SUBMISSION_HEADERS`) to the header text
+    this file uses; `timezone` is where naive submission times were written.
+    """
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {timezone!r}", key="timezone") from exc
+    table = read_table(
+        data,
+        filename,
+        SUBMISSION_HEADERS,
+        required=REQUIRED_COLUMNS,
+        column_overrides=column_overrides,
+    )
+    export = SubmissionExport(records=[], rejected=[], problems=list(table.problems))
+    first_row_of_ref: dict[str, int] = {}
+    for record in table.records:
+        reason = _rejection(record, first_row_of_ref)
+        if reason is not None:
+            export.rejected.append(RejectedRow(record.row_number, reason))
+            continue
+        first_row_of_ref[record.text("ref")] = record.row_number
+        export.records.append(_submission(record, zone, export.problems))
+    return export
+
+
+def _rejection(record: TableRecord, first_row_of_ref: Mapping[str, int]) -> str | None:
+    """Why a row cannot be accepted, or None when it can."""
+    ref = record.text("ref")
+    if not ref:
+        return "no 申报编号"
+    if ref in first_row_of_ref:
+        return f"duplicate 申报编号 {ref} (first on row {first_row_of_ref[ref]})"
+    if not record.text("title"):
+        return f"{ref}: no 案例名称"
+    if not record.text("applicant"):
+        return f"{ref}: no 申报单位"
+    route = record.text("route")
+    if _SPACES.sub("", route) not in ROUTES:
+        return f"{ref}: unknown 申报方式 {route!r} (expected 推荐申报 or 自愿申报)"
+    return None
+
+
+def _submission(record: TableRecord, zone: ZoneInfo, problems: list[Problem]) -> SubmissionRecord:
+    """Build the record of an accepted row, adding warnings for a bad USCC, time or yes/no."""
+    row, ref = record.row_number, record.text("ref")
+    uscc = normalize_uscc(record.text("uscc")) or None
+    uscc_valid = uscc is not None and uscc_is_valid(uscc)
+    if uscc is None:
+        problems.append(Problem("uscc_missing", f"Row {row} ({ref}): no 统一社会信用代码."))
+    elif not uscc_valid:
+        problems.append(
+            Problem(
+                "uscc_invalid",
+                f"Row {row} ({ref}): 统一社会信用代码 {uscc} fails its check character; "
+                "the record is kept, ask the applicant to confirm the code.",
+            )
+        )
+    return SubmissionRecord(
+        row_number=row,
+        ref=ref,
+        title=record.text("title"),
+        applicant=record.text("applicant"),
+        uscc=uscc,
+        uscc_valid=uscc_valid,
+        category=record.text("category") or None,
+        field=record.text("field") or None,
+        route=ROUTES[_SPACES.sub("", record.text("route"))],
+        recommender=record.text("recommender") or None,
+        contact=record.text("contact") or None,
+        mobile=record.text("mobile") or None,
+        email=record.text("email") or None,
+        submitted_at=_submitted_at(record.values.get("submitted_at", ""), zone, row, problems),
+        smart_enterprise=_yes_no(record.text("smart_enterprise"), row, problems),
+    )
+
+
+def parse_time(value: CellValue, zone: ZoneInfo) -> datetime | None:
+    """A cell as an aware date-time (naive values are in `zone`), or None when unreadable."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = cell_text(value)
+        moment_or_none = _parse_time_text(text)
+        if moment_or_none is None:
+            return None
+        moment = moment_or_none
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def _parse_time_text(text: str) -> datetime | None:
+    """Parse ISO 8601 or the usual Chinese spreadsheet formats."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for time_format in _TIME_FORMATS:
+        try:
+            return datetime.strptime(text, time_format)
+        except ValueError:
+            continue
+    return None
+
+
+def _submitted_at(
+    value: CellValue, zone: ZoneInfo, row: int, problems: list[Problem]
+) -> datetime | None:
+    moment = parse_time(value, zone)
+    if moment is None and cell_text(value):
+        problems.append(
+            Problem("time_unreadable", f"Row {row}: 提交时间 {cell_text(value)!r} is not a time.")
+        )
+    return moment
+
+
+def _yes_no(text: str, row: int, problems: list[Problem]) -> bool | None:
+    if not text:
+        return None
+    answer = YES_NO.get(text.casefold())
+    if answer is None:
+        problems.append(Problem("yes_no_unreadable", f"Row {row}: {text!r} is neither 是 nor 否."))
+    return answer
