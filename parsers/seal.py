@@ -153,7 +153,8 @@ def _judge_blob(
     for step in range(directions):
         angle = 2 * math.pi * step / directions
         cos_a, sin_a = math.cos(angle), math.sin(angle)
-        distances = [radius * share / 20 for share in range(13, 21)]
+        # Every pixel from 65% of the radius to the rim: a thin ring must not fall between.
+        distances = [radius * 0.65 + step for step in range(int(radius * 0.4) + 2)]
         if any(red_at(centre_x + d * cos_a, centre_y + d * sin_a) for d in distances):
             hits += 1
     coverage = hits / directions
