@@ -323,6 +323,15 @@ def unpack_tnef(
         result.files.append(UnpackedFile(name, payload, label))
     result.body_html = _tnef_text(getattr(tnef, "htmlbody", None))
     result.body_text = _tnef_text(getattr(tnef, "body", None))
+    if not attachments and not result.body_html and not result.body_text:
+        result.complete = False
+        result.problems.append(
+            Problem(
+                "tnef_empty",
+                f"{container_name}: no file or text was found in this Outlook TNEF attachment; "
+                "it is kept as one file. Ask the sender to resend with Outlook set to HTML.",
+            )
+        )
     return result
 
 

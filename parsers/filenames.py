@@ -13,7 +13,8 @@ MAX_FILENAME_BYTES = 200
 FALLBACK_FILENAME = "attachment"
 
 _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
-_UNSAFE_IN_FILENAME = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff<>:"|?*]')
+_UNSAFE_IN_FILENAME = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+_RESERVED_IN_FILENAME = re.compile(r'[<>:"|?*]')
 _RUNS_OF_SPACE = re.compile(r"\s+")
 
 
@@ -45,7 +46,7 @@ def sanitize_filename(name: str) -> str:
     """Return `name` as a safe base name: no directories, controls or leading dots, <= 200 bytes."""
     normalized = unicodedata.normalize("NFC", name).replace("\\", "/")
     base = normalized.rsplit("/", 1)[-1]
-    base = _UNSAFE_IN_FILENAME.sub(" ", base)
+    base = _RESERVED_IN_FILENAME.sub("_", _UNSAFE_IN_FILENAME.sub(" ", base))
     base = _RUNS_OF_SPACE.sub(" ", base).strip().lstrip(".").strip()
     base = base.rstrip(". ")
     if not base:
