@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config.errors import ParseError  # noqa: E402
-from parsers.mail import parse_message  # noqa: E402
+from config.errors import ParseError
+from parsers.mail import parse_message
 
 DEFAULT_CORPUS = Path("/work/shared/corpus/realworld")
 COMMAND = ".venv/bin/python bench/bench_parse.py"
