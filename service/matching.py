@@ -10,6 +10,7 @@ leaves the decision to staff: a wrong link would send the wrong applicant a rece
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -29,6 +30,7 @@ MatchMethod = Literal["ref", "name", "ambiguous", "none"]
 
 _PHASE = re.compile(r"[一二三四五六七八九十\d]+期")
 _NUMBER = re.compile(r"\d+")
+_PRESELECTED_PER_SHORTLISTED = 5  # titles counted in, per title ranked by edit similarity
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,23 @@ class _Record:
 
 
 @dataclass(frozen=True)
+class _RowKeys:
+    """A form row's comparison keys, computed once per row."""
+
+    title: str
+    applicant: str
+    applicant_core: str
+
+    @classmethod
+    def of(cls, row: RowToMatch) -> _RowKeys:
+        return cls(
+            normalize_title(row.title),
+            normalize_applicant(row.applicant),
+            applicant_core(row.applicant),
+        )
+
+
+@dataclass(frozen=True)
 class _Scored:
     """One candidate scored against one row."""
 
@@ -121,6 +140,13 @@ class _Scored:
     eligible: bool  # title and applicant each pass their floor
     evidence: tuple[str, ...]
     warnings: tuple[str, ...] = field(default=())
+
+
+def _character_pairs(key: str) -> set[str]:
+    """The distinct two-character slices of a key (the key itself when shorter)."""
+    if len(key) < 2:
+        return {key} if key else set()
+    return {key[start : start + 2] for start in range(len(key) - 1)}
 
 
 def _qualifiers_conflict(first: str, second: str) -> bool:
@@ -208,6 +234,10 @@ class SubmissionIndex:
             for key in {record.applicant_key, record.applicant_core}:
                 self._by_applicant.setdefault(key, []).append(position)
         self._title_keys = [record.title_key for record in self._records]
+        self._by_pair: dict[str, list[int]] = {}
+        for position, title_key in enumerate(self._title_keys):
+            for pair in _character_pairs(title_key):
+                self._by_pair.setdefault(pair, []).append(position)
         self._unit_cache: dict[tuple[str, str], bool] = {}
 
     def __len__(self) -> int:
@@ -258,14 +288,14 @@ class SubmissionIndex:
     ) -> RowMatch:
         record = self._records[position]
         ref = record.candidate.ref
-        scored = self._score(row, record, unit=unit, thresholds=thresholds)
+        scored = self._score(_RowKeys.of(row), record, unit=unit, thresholds=thresholds)
         warnings: list[str] = []
         if scored.title < thresholds.disagreement:
             warnings.append(
                 f"the form's title differs from {ref}'s ({record.candidate.title}): "
                 f"title {scored.title:.0f}"
             )
-        if scored.applicant < thresholds.disagreement and normalize_applicant(row.applicant):
+        if scored.applicant < thresholds.disagreement and row.applicant.strip():
             warnings.append(
                 f"the form's applicant differs from {ref}'s ({record.candidate.applicant}): "
                 f"applicant {scored.applicant:.0f}"
@@ -300,32 +330,42 @@ class SubmissionIndex:
             warnings=(*warnings, *scored.warnings),
         )
 
-    def _shortlist(self, title_key: str, applicant_key: str, core: str, limit: int) -> set[int]:
-        positions: set[int] = set(self._by_title.get(title_key, ()))
-        positions.update(self._by_applicant.get(applicant_key, ()))
-        positions.update(self._by_applicant.get(core, ()))
-        if title_key:
-            closest = process.extract(
-                title_key,
-                self._title_keys,
-                scorer=fuzz.ratio,
-                processor=None,
-                limit=limit,
-                score_cutoff=50,
-            )
-            positions.update(position for _, _, position in closest)
+    def _shortlist(self, keys: _RowKeys, limit: int) -> set[int]:
+        """Submissions worth scoring: same title or applicant, and the closest titles.
+
+        Closest titles are found as in set-similarity joins with prefix filtering: any title
+        sharing at least half of the row's character pairs holds one of the rarer half, so
+        only those postings are counted; the best counted are ranked by edit similarity.
+        Scanning every title for every row would dominate the time of a large export.
+        """
+        positions: set[int] = set(self._by_title.get(keys.title, ()))
+        positions.update(self._by_applicant.get(keys.applicant, ()))
+        positions.update(self._by_applicant.get(keys.applicant_core, ()))
+        postings = sorted(
+            (self._by_pair[pair] for pair in _character_pairs(keys.title) if pair in self._by_pair),
+            key=len,
+        )
+        shared: Counter[int] = Counter()
+        for posting in postings[: len(postings) // 2 + 1]:
+            shared.update(posting)
+        preselected = {
+            position: self._title_keys[position]
+            for position, _ in shared.most_common(_PRESELECTED_PER_SHORTLISTED * limit)
+        }
+        closest = process.extract(
+            keys.title, preselected, scorer=fuzz.ratio, processor=None, limit=limit, score_cutoff=50
+        )
+        positions.update(position for _, _, position in closest)
         return positions
 
     def _match_by_name(
         self, row: RowToMatch, *, unit: str | None, thresholds: Thresholds
     ) -> RowMatch:
-        title_key = normalize_title(row.title)
-        applicant_key = normalize_applicant(row.applicant)
-        core = applicant_core(row.applicant)
-        positions = self._shortlist(title_key, applicant_key, core, thresholds.shortlist)
+        keys = _RowKeys.of(row)
+        positions = self._shortlist(keys, thresholds.shortlist)
         scored = sorted(
             (
-                self._score(row, self._records[position], unit=unit, thresholds=thresholds)
+                self._score(keys, self._records[position], unit=unit, thresholds=thresholds)
                 for position in positions
             ),
             key=lambda item: (-item.score, item.ref),
@@ -387,14 +427,13 @@ class SubmissionIndex:
         )
 
     def _score(
-        self, row: RowToMatch, record: _Record, *, unit: str | None, thresholds: Thresholds
+        self, keys: _RowKeys, record: _Record, *, unit: str | None, thresholds: Thresholds
     ) -> _Scored:
         """Combine title and applicant similarity and the submission's own recommender."""
-        title, title_evidence = _title_score(normalize_title(row.title), record.title_key)
-        form_applicant = normalize_applicant(row.applicant)
-        if form_applicant:
+        title, title_evidence = _title_score(keys.title, record.title_key)
+        if keys.applicant:
             applicant, applicant_evidence = _applicant_score(
-                form_applicant, applicant_core(row.applicant), record
+                keys.applicant, keys.applicant_core, record
             )
             combined = thresholds.title_weight * title + (1.0 - thresholds.title_weight) * applicant
             eligible = title >= thresholds.title_floor and applicant >= thresholds.applicant_floor
