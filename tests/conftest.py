@@ -1,8 +1,29 @@
 """Shared fixtures: real servers on loopback, started once per test session."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.services import services_required
+
 pytest_plugins = [
     "tests.support.services",
     "tests.support.smtp_sink",
     "tests.support.dovecot",
     "tests.support.database",
 ]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    """Under INTAKE_REQUIRE_SERVICES=1 an integration test may not be skipped, for any reason."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    if report.skipped and services_required() and item.get_closest_marker("integration"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"integration test skipped under INTAKE_REQUIRE_SERVICES=1: {report.longrepr}"
+        )

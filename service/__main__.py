@@ -1,0 +1,5 @@
+"""`python -m service` is `intake`."""
+
+from service.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""Build the running application from settings: the one front door for side effects.
+
+Nothing connects here; the engine, mailbox and transport connect when first used. Tests
+build an `App` with a real server on loopback or an honest fake in any slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from config.settings import Settings
+from notifications.render import Renderer
+from notifications.transport import FileTransport, SmtpTransport, Transport
+from service.archive import Archive
+from service.db import create_db_engine
+from service.mailbox import DirectoryMailbox, ImapMailbox, Mailbox
+
+
+def utc_now() -> datetime:
+    """The real clock; everything that needs time takes a clock instead of calling this."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    """What every job needs, built once and passed down."""
+
+    settings: Settings
+    engine: sa.Engine
+    archive: Archive
+    open_mailbox: Callable[[], Mailbox]
+    transport: Transport
+    renderer: Renderer
+    clock: Callable[[], datetime] = utc_now
+    log: Callable[[str], None] = field(default=lambda line: None)
+
+
+def build_mailbox(settings: Settings) -> Callable[[], Mailbox]:
+    """A factory for the configured mailbox (each poll opens a fresh connection)."""
+    box = settings.mailbox
+    if box.kind == "directory":
+        return lambda: DirectoryMailbox(Path(box.path), folder=box.folder)
+    password = box.password.get_secret_value() if box.password else ""
+    return lambda: ImapMailbox(
+        box.host,
+        box.port,
+        username=box.username,
+        password=password,
+        folder=box.folder,
+        security=box.security,
+        timeout=box.timeout.total_seconds(),
+    )
+
+
+def build_transport(settings: Settings) -> Transport:
+    """The configured outgoing-mail transport."""
+    smtp = settings.smtp
+    if smtp.kind == "file":
+        return FileTransport(Path(smtp.path))
+    return SmtpTransport(
+        smtp.host,
+        smtp.port,
+        security=smtp.security,
+        username=smtp.username or None,
+        password=smtp.password.get_secret_value() if smtp.password else None,
+        timeout=smtp.timeout.total_seconds(),
+    )
+
+
+def bootstrap(settings: Settings, *, log: Callable[[str], None] | None = None) -> App:
+    """Wire the application from settings."""
+    return App(
+        settings=settings,
+        engine=create_db_engine(settings.database.url, echo=settings.database.echo),
+        archive=Archive(Path(settings.storage.path)),
+        open_mailbox=build_mailbox(settings),
+        transport=build_transport(settings),
+        renderer=Renderer(settings.smtp.templates),
+        log=log or (lambda line: None),
+    )

@@ -1,0 +1,436 @@
+"""The `intake` command line: every command of interface.md, one line per error, no tracebacks.
+
+stdout carries only what a command was asked to print (so `intake export --format json | jq`
+works); logs and progress go to stderr. Exit 2 for configuration errors, 1 for failures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from config.errors import ConfigError, IntakeError
+from config.settings import Settings, load_settings
+
+app_cli = typer.Typer(
+    name="intake",
+    help="Email-driven intake of case recommendations: poll, pair, match, receipt, digest.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_cli = typer.Typer(help="The database schema.", no_args_is_help=True)
+submissions_cli = typer.Typer(help="Online-system exports.", no_args_is_help=True)
+results_cli = typer.Typer(help="Staff decisions (入选 / 未入选).", no_args_is_help=True)
+pair_cli = typer.Typer(help="Manual decisions that win over automatic ones.", no_args_is_help=True)
+templates_cli = typer.Typer(help="Mail templates.", no_args_is_help=True)
+app_cli.add_typer(db_cli, name="db")
+app_cli.add_typer(submissions_cli, name="submissions")
+app_cli.add_typer(results_cli, name="results")
+app_cli.add_typer(pair_cli, name="pair")
+app_cli.add_typer(templates_cli, name="templates")
+
+err = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+
+
+class State:
+    """The --config option, resolved lazily so that `--help` never reads anything."""
+
+    config: Path | None = None
+    settings: Settings | None = None
+
+
+def settings() -> Settings:
+    """The settings for this invocation (exit 2 with one line when they are wrong)."""
+    if State.settings is None:
+        State.settings = load_settings(State.config)
+    return State.settings
+
+
+def build_app() -> Any:
+    """Bootstrap the application (imported late: `--help` stays fast)."""
+    from service.bootstrap import bootstrap
+
+    return bootstrap(settings(), log=lambda line: logging.getLogger("intake").info(line))
+
+
+def run(action: Callable[[], T]) -> T:
+    """Run a command body, turning our errors into one line and an exit status."""
+    try:
+        return action()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except IntakeError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+@app_cli.callback()
+def main_options(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML settings file.", show_default=False)
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """intake: the CACE case-collection contact mailbox, read for you."""
+    State.config = config
+    State.settings = None
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in (
+        "imapclient",
+        "imaplib",
+        "mail-parser",
+        "mailparser",
+        "pypdf",
+        "alembic",
+        "aiosmtplib",
+    ):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema (Alembic); safe to run again."""
+
+    def body() -> None:
+        from service.db import create_db_engine, schema_revision, upgrade_schema
+
+        engine = create_db_engine(settings().database.url)
+        upgrade_schema(engine)
+        err.print(f"schema at revision {schema_revision(engine)} ({engine.url.render_as_string()})")
+        engine.dispose()
+
+    run(body)
+
+
+@app_cli.command("poll")
+def poll_command(
+    once: Annotated[bool, typer.Option("--once", help="Poll once and exit.")] = True,
+) -> None:
+    """Fetch new mail, archive, parse, record, pair, match and queue mail."""
+
+    def body() -> int:
+        from service.db import upgrade_schema
+        from service.ingest import poll
+
+        application = build_app()
+        upgrade_schema(application.engine)
+        with _progress() as progress:
+            task = progress.add_task("fetching", total=None)
+            report = poll(
+                application,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        if report.skipped_busy:
+            err.print("another process is polling this mailbox; nothing done")
+            return 0
+        err.print(
+            f"listed {report.listed}, archived {report.archived}, duplicates {report.duplicates}, "
+            f"too large {report.too_large}, processed {report.processed}, "
+            f"needs attention {report.needs_attention}, marked {report.marked}"
+        )
+        if report.error:
+            err.print(f"[red]mailbox error:[/red] {report.error}", highlight=False)
+            return 1
+        return 0
+
+    raise typer.Exit(run(body))
+
+
+@app_cli.command("deliver")
+def deliver_command() -> None:
+    """Send what the outbox holds, once."""
+
+    def body() -> int:
+        from service.outbox import deliver
+
+        report = deliver(build_app())
+        err.print(f"sent {report.sent}, retry later {report.retried}, failed {report.failed}")
+        for line in report.errors[:20]:
+            err.print(f"  {line}", highlight=False)
+        return 1 if report.errors else 0
+
+    raise typer.Exit(run(body))
+
+
+@app_cli.command("digest")
+def digest_command(
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print it instead of queuing it.")
+    ] = False,
+) -> None:
+    """Queue (or print) the staff digest for now."""
+
+    def body() -> None:
+        from service.digest import queue_digest, render_digest
+
+        application = build_app()
+        if print_only:
+            out.print(render_digest(application), highlight=False, markup=False)
+        else:
+            err.print(f"digest queued for {queue_digest(application)} staff address(es)")
+
+    run(body)
+
+
+@submissions_cli.command("import")
+def submissions_import(
+    files: Annotated[list[Path], typer.Argument(help="Exports (.xlsx / .csv).")],
+) -> None:
+    """Upsert online-system exports by 申报编号 and re-run matching."""
+
+    def body() -> int:
+        from service.imports import import_submissions
+
+        application = build_app()
+        status = 0
+        for path in files:
+            try:
+                report = import_submissions(application, path)
+            except IntakeError as exc:
+                err.print(f"[red]{path}:[/red] {exc}", highlight=False)
+                status = 1
+                continue
+            out.print(
+                f"{path}: added {len(report.added)}, changed {len(report.changed)}, "
+                f"unchanged {len(report.unchanged)}, withdrawn {len(report.withdrawn)}, "
+                f"rejected {len(report.rejected)}",
+                highlight=False,
+            )
+            for line in [*report.rejected, *report.warnings]:
+                out.print(f"  {line}", highlight=False, markup=False)
+        return status
+
+    raise typer.Exit(run(body))
+
+
+@results_cli.command("import")
+def results_import(
+    file: Annotated[Path, typer.Argument(help="Decisions (.xlsx / .csv): 申报编号, 结果, 备注.")],
+    resend_changed: Annotated[
+        bool, typer.Option("--resend-changed", help="Send a correction when a decision changed.")
+    ] = False,
+) -> None:
+    """Record staff decisions and queue result mail."""
+
+    def body() -> None:
+        from service.imports import import_results
+
+        report = import_results(build_app(), file, resend_changed=resend_changed)
+        out.print(
+            f"{file}: new {len(report.added)}, changed {len(report.changed)}, "
+            f"unchanged {len(report.unchanged)}, rejected {len(report.rejected)}; "
+            f"{report.queued} result mail(s) queued",
+            highlight=False,
+        )
+        for line in [*report.rejected, *report.warnings]:
+            out.print(f"  {line}", highlight=False, markup=False)
+
+    run(body)
+
+
+@app_cli.command("export")
+def export_command(
+    format_: Annotated[str, typer.Option("--format", help="json or xlsx.")] = "json",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+) -> None:
+    """The register: JSON to stdout (or a file), or an .xlsx workbook."""
+
+    def body() -> None:
+        from sqlmodel import Session
+
+        from service.register import build_register
+        from service.workbook import register_workbook
+
+        if format_ not in ("json", "xlsx"):
+            raise ConfigError(f"--format {format_}: use json or xlsx", key="--format")
+        application = build_app()
+        with Session(application.engine) as session:
+            register = build_register(session, application.settings)
+        if format_ == "json":
+            text = json.dumps(register, ensure_ascii=False, indent=1)
+            if output is None:
+                sys.stdout.write(text + "\n")
+            else:
+                output.write_text(text + "\n", encoding="utf-8")
+            return
+        target = output or Path("register.xlsx")
+        target.write_bytes(register_workbook(register))
+        err.print(f"register written to {target}")
+
+    run(body)
+
+
+@app_cli.command("status")
+def status_command() -> None:
+    """A human summary: counts, what needs a person, last poll, outbox."""
+
+    def body() -> None:
+        from service.status import print_status
+
+        print_status(build_app(), out)
+
+    run(body)
+
+
+@app_cli.command("reprocess")
+def reprocess_command(
+    message: Annotated[
+        int | None, typer.Option("--message", help="Ledger id of one message.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every message.")] = False,
+) -> None:
+    """Re-run parsing and pairing from the archive, without fetching or re-sending."""
+
+    def body() -> None:
+        from service.processing import rebuild_all
+
+        if message is None and not all_:
+            raise ConfigError("say --all or --message ID", key="reprocess")
+        counts = rebuild_all(build_app())
+        err.print(
+            f"reprocessed: {counts.processed} processed, {counts.needs_attention} need attention"
+        )
+
+    run(body)
+
+
+@pair_cli.command("set")
+def pair_set(
+    recommendation: Annotated[int, typer.Option(help="Recommendation id (see export).")],
+    row: Annotated[int, typer.Option(help="Row (序号) on the form.")],
+    submission: Annotated[str, typer.Option(help="申报编号 to tie the row to.")],
+) -> None:
+    """Tie a form row to a submission by hand."""
+    run(lambda: _manual(recommendation, kind="row", row=row, submission=submission))
+
+
+@pair_cli.command("clear")
+def pair_clear(
+    recommendation: Annotated[int, typer.Option(help="Recommendation id.")],
+    row: Annotated[int, typer.Option(help="Row (序号) on the form.")],
+) -> None:
+    """Say by hand that a row has no online submission."""
+    run(lambda: _manual(recommendation, kind="row", row=row, submission=None))
+
+
+@pair_cli.command("pdf")
+def pair_pdf(
+    recommendation: Annotated[int, typer.Option(help="Recommendation id.")],
+    attachment: Annotated[str, typer.Option(help="SHA-256 (or a unique prefix) of the PDF.")],
+) -> None:
+    """Place a sealed PDF on a recommendation by hand."""
+    run(lambda: _manual(recommendation, kind="pdf", attachment=attachment))
+
+
+def _manual(
+    recommendation: int,
+    *,
+    kind: str,
+    row: int | None = None,
+    submission: str | None = None,
+    attachment: str | None = None,
+) -> None:
+    from service.manual import record_manual_decision
+
+    text = record_manual_decision(
+        build_app(),
+        recommendation,
+        kind=kind,
+        row=row,
+        submission=submission,
+        attachment=attachment,
+    )
+    out.print(text, highlight=False)
+
+
+@templates_cli.command("check")
+def templates_check() -> None:
+    """Render every template with sample data and report errors."""
+
+    def body() -> int:
+        from notifications.render import Renderer
+
+        problems = Renderer(settings().smtp.templates).check()
+        for problem in problems:
+            err.print(f"[red]template:[/red] {problem}", highlight=False)
+        if not problems:
+            err.print("all templates render")
+        return 1 if problems else 0
+
+    raise typer.Exit(run(body))
+
+
+@app_cli.command("run")
+def run_command() -> None:
+    """The service: poll, deliver, digest and the import watch folder until stopped."""
+
+    def body() -> int:
+        from service.scheduler import run_service
+
+        return run_service(build_app())
+
+    raise typer.Exit(run(body))
+
+
+@app_cli.command("health")
+def health_command() -> None:
+    """Exit 0 when the service is healthy, 1 when not (for the Docker HEALTHCHECK)."""
+
+    def body() -> int:
+        from service.health import check_health
+
+        healthy, lines = check_health(build_app())
+        for line in lines:
+            out.print(line, highlight=False)
+        return 0 if healthy else 1
+
+    raise typer.Exit(run(body))
+
+
+@app_cli.command("demo")
+def demo_command(
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo keeps its database and mail.")
+    ] = Path("var/demo"),
+) -> None:
+    """Run the whole flow on the bundled sample mailbox, SQLite and the file transport."""
+
+    def body() -> None:
+        from service.demo import run_demo
+
+        run_demo(workdir, out, err)
+
+    run(body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app_cli()

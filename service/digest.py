@@ -1,0 +1,128 @@
+"""The staff's daily digest: the day's intake, totals, what needs a person, days left."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from notifications.contexts import (
+    AttentionItem,
+    CampaignTotals,
+    Digest,
+    FailedSend,
+    IntakeCounts,
+    LateItem,
+    SuppressedAddress,
+)
+from notifications.message import MailAttachment
+from service.bootstrap import App
+from service.outbox import queue_mail
+from service.register import attention_items, build_register
+from service.workbook import register_workbook
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
+    """Fill the digest from the register as it stands at `now`."""
+    since = now - timedelta(days=1)
+    today_messages = [
+        message
+        for message in register["messages"]
+        if message["received_at"] and datetime.fromisoformat(message["received_at"]) >= since
+    ]
+    by_kind: dict[str, int] = {}
+    for message in today_messages:
+        by_kind[str(message["kind"])] = by_kind.get(str(message["kind"]), 0) + 1
+    current = [row for row in register["recommendations"] if row["current"]]
+    statuses: dict[str, int] = {}
+    for row in register["submissions"]:
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    remaining = app.settings.campaign.deadline - now
+    return Digest(
+        campaign_name=app.settings.campaign.name,
+        deadline=app.settings.campaign.deadline,
+        now=now,
+        days_left=max(0, math.ceil(remaining.total_seconds() / 86400)),
+        today=IntakeCounts(
+            messages_by_kind=by_kind,
+            new_recommendations=sum(
+                1
+                for message in today_messages
+                for item in message["attachments"]
+                if item["kind"] == "form_word"
+            ),
+        ),
+        totals=CampaignTotals(
+            units=len({row["unit"] for row in current}),
+            recommendations_complete=sum(1 for row in current if row["complete"]),
+            recommendations_incomplete=sum(1 for row in current if not row["complete"]),
+            submissions_by_status=statuses,
+        ),
+        attention=[AttentionItem(**item) for item in attention_items(register)],
+        failed_sends=[
+            FailedSend(
+                kind=row["kind"],
+                recipients=row["to"],
+                subject=row["subject"],
+                reason=row["last_error"] or "",
+                attempts=row["attempts"],
+            )
+            for row in register["outbox"]
+            if row["status"] == "failed"
+        ],
+        suppressed=[
+            SuppressedAddress(address=row["address"], reason=row["reason"])
+            for row in register["suppressed"]
+        ],
+        late=[
+            LateItem(
+                what=f"{message['sender']} «{message['subject']}»",
+                received_at=datetime.fromisoformat(message["received_at"]),
+            )
+            for message in register["messages"]
+            if message["late"]
+        ],
+    )
+
+
+def queue_digest(app: App, *, now: datetime | None = None) -> int:
+    """Queue today's digest to every staff address, once per day; returns how many were queued."""
+    now = now or app.clock()
+    day = now.astimezone(app.settings.campaign.zone).date().isoformat()
+    with Session(app.engine) as session:
+        register = build_register(session, app.settings)
+        context = digest_context(app, register, now)
+        workbook = MailAttachment(
+            filename=f"案例征集登记表-{day}.xlsx",
+            content_type=XLSX,
+            data=register_workbook(register),
+        )
+        queued = 0
+        for address in app.settings.campaign.staff:
+            if (
+                queue_mail(
+                    app,
+                    session,
+                    key=f"digest:{day}:{address.lower()}",
+                    context=context,
+                    to=[address],
+                    attachments=[workbook],
+                )
+                is not None
+            ):
+                queued += 1
+        session.commit()
+    return queued
+
+
+def render_digest(app: App, *, now: datetime | None = None) -> str:
+    """The digest's text part as it would go out now (for `intake digest --print`)."""
+    now = now or app.clock()
+    with Session(app.engine) as session:
+        register = build_register(session, app.settings)
+    rendered = app.renderer.render(digest_context(app, register, now))
+    return f"Subject: {rendered.subject}\n\n{rendered.text}"

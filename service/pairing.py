@@ -1,0 +1,315 @@
+"""Recommendations and their versions, and the Word ↔ sealed-PDF pairing.
+
+A Word form creates (or supersedes) its unit's recommendation; a PDF joins the Word of
+the same message, or waits, visible to staff, until the evidence places it. Staff's manual
+placements win over everything automatic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from parsers.model import PdfForm, WordForm
+from parsers.normalize import normalize_unit, units_match
+from service.bootstrap import App
+from service.models import Attachment, CaseRow, ManualDecision, Message, Recommendation
+from service.pairing_rules import DocumentFacts, best_pdf_for_word, organisation_domain, score_pair
+
+PDF_ACCEPT = 0.6
+PDF_MARGIN = 0.15
+
+
+@dataclass
+class FormInput:
+    """A Word form read from an attachment of the message being processed."""
+
+    attachment: Attachment
+    form: WordForm
+
+
+@dataclass
+class PdfInput:
+    """A form PDF of the message being processed (`form` None when it could not be read)."""
+
+    attachment: Attachment
+    form: PdfForm | None
+
+
+@dataclass
+class Placement:
+    """Which recommendations a message touched, and what staff should know."""
+
+    touched: list[Recommendation] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _facts(
+    message: Message, attachment: Attachment, *, unit: str | None, titles: tuple[str, ...]
+) -> DocumentFacts:
+    return DocumentFacts(
+        message_key=message.sha256,
+        sender=message.sender,
+        sender_domain=organisation_domain(message.sender.rpartition("@")[2]),
+        received_at=message.received_at,
+        filename=attachment.filename,
+        subject=message.subject,
+        unit=unit,
+        pdf_text=attachment.pdf_text,
+        titles=titles,
+    )
+
+
+def _current_for(session: Session, unit_key: str, unit: str) -> Recommendation | None:
+    exact = session.exec(
+        select(Recommendation).where(
+            Recommendation.unit_key == unit_key, Recommendation.current == sa.true()
+        )
+    ).first()
+    if exact is not None:
+        return exact
+    for candidate in session.exec(
+        select(Recommendation).where(Recommendation.current == sa.true())
+    ).all():
+        if units_match(candidate.unit, unit):
+            return candidate
+    return None
+
+
+def _unit_from_history(session: Session, sender: str) -> str | None:
+    if not sender:
+        return None
+    earlier = session.exec(
+        select(Recommendation)
+        .where(Recommendation.sender == sender)
+        .order_by(Recommendation.id.desc())  # type: ignore[union-attr]
+    ).first()
+    return earlier.unit if earlier else None
+
+
+def place_forms(
+    app: App,
+    session: Session,
+    message: Message,
+    forms: list[FormInput],
+    pdfs: list[PdfInput],
+) -> Placement:
+    """Record the message's Word forms as recommendations and place its PDFs."""
+    placement = Placement()
+    for item in forms:
+        recommendation = _record_form(app, session, message, item, placement)
+        if recommendation is not None and recommendation not in placement.touched:
+            placement.touched.append(recommendation)
+    for pdf in pdfs:
+        if pdf.attachment.placed:
+            continue
+        recommendation = _place_lone_pdf(session, message, pdf)
+        if recommendation is None:
+            placement.problems.append(
+                f"{pdf.attachment.filename}: no Word form it belongs to yet; it waits for its "
+                "Word form (or staff place it with `intake pair pdf`)"
+            )
+            continue
+        if recommendation not in placement.touched:
+            placement.touched.append(recommendation)
+    return placement
+
+
+def _record_form(
+    app: App, session: Session, message: Message, item: FormInput, placement: Placement
+) -> Recommendation | None:
+    form = item.form
+    unit = (form.unit or "").strip() or _unit_from_history(session, message.sender)
+    if not unit:
+        unit = message.sender or "(unknown unit)"
+        placement.problems.append(
+            f"{item.attachment.filename}: the form names no 推荐单位; filed under the sender"
+        )
+    unit_key = normalize_unit(unit) or unit
+    current = _current_for(session, unit_key, unit)
+    if current is not None and current.word_attachment_id is not None:
+        previous_word = session.get(Attachment, current.word_attachment_id)
+        if previous_word is not None and previous_word.sha256 == item.attachment.sha256:
+            _attach_best_pdf(session, message, current, item)
+            return current
+    version = 1
+    if current is not None:
+        unit_key = current.unit_key
+        current.current = False
+        session.add(current)
+        version = current.version + 1
+    recommendation = Recommendation(
+        unit=unit,
+        unit_key=unit_key,
+        version=version,
+        current=True,
+        sender=message.sender,
+        word_attachment_id=item.attachment.id,
+        contact_name=form.contact.name,
+        contact_title=form.contact.title,
+        contact_phone=form.contact.phone,
+        contact_mobile=form.contact.mobile,
+        contact_email=form.contact.email,
+        opinion=form.opinion,
+        signed_on=form.signed_on,
+        late=message.late,
+        created_at=app.clock(),
+    )
+    session.add(recommendation)
+    session.flush()
+    for case in form.cases:
+        session.add(
+            CaseRow(
+                recommendation_id=recommendation.id or 0,
+                row=case.row,
+                title=case.title,
+                applicant=case.applicant,
+                category=case.category,
+                ref_on_form=case.ref,
+                note=case.note,
+            )
+        )
+    _attach_best_pdf(session, message, recommendation, item)
+    return recommendation
+
+
+def _attach_best_pdf(
+    session: Session, message: Message, recommendation: Recommendation, item: FormInput
+) -> None:
+    """Join the best waiting PDF (this message's first) to a recommendation lacking one."""
+    manual = _manual_pdf(session, recommendation)
+    if manual is not None:
+        _join(
+            session, recommendation, manual, method="manual", score=1.0, evidence=["staff decision"]
+        )
+        return
+    if recommendation.pdf_attachment_id is not None:
+        return
+    waiting = session.exec(
+        select(Attachment, Message)
+        .join(Message, Message.id == Attachment.message_pk)  # type: ignore[arg-type]
+        .where(Attachment.kind == "form_pdf", Attachment.placed == sa.false())
+        .order_by(Message.received_at, Attachment.id)  # type: ignore[arg-type]
+    ).all()
+    if not waiting:
+        return
+    titles = tuple(case.title for case in item.form.cases)
+    word_facts = _facts(message, item.attachment, unit=recommendation.unit, titles=titles)
+    candidates = [
+        _facts(pdf_message, pdf, unit=pdf.pdf_unit, titles=()) for pdf, pdf_message in waiting
+    ]
+    index, score, _ = best_pdf_for_word(
+        word_facts, candidates, accept=PDF_ACCEPT, margin=PDF_MARGIN
+    )
+    if index is None:
+        return
+    _join(
+        session,
+        recommendation,
+        waiting[index][0],
+        method="same_message" if waiting[index][1].id == message.id else "evidence",
+        score=score.score,
+        evidence=list(score.evidence),
+    )
+
+
+def _place_lone_pdf(session: Session, message: Message, pdf: PdfInput) -> Recommendation | None:
+    """Place a PDF that came without a Word form onto a recommendation still lacking one."""
+    open_recommendations = session.exec(
+        select(Recommendation).where(
+            Recommendation.current == sa.true(),
+            Recommendation.pdf_attachment_id.is_(None),  # type: ignore[union-attr]
+        )
+    ).all()
+    for recommendation in open_recommendations:
+        manual = _manual_pdf(session, recommendation)
+        if manual is not None and manual.id == pdf.attachment.id:
+            _join(
+                session,
+                recommendation,
+                manual,
+                method="manual",
+                score=1.0,
+                evidence=["staff decision"],
+            )
+            return recommendation
+    scored = []
+    pdf_facts = _facts(message, pdf.attachment, unit=pdf.attachment.pdf_unit, titles=())
+    for recommendation in open_recommendations:
+        word = session.get(Attachment, recommendation.word_attachment_id)
+        if word is None:
+            continue
+        word_message = session.get(Message, word.message_pk)
+        if word_message is None:
+            continue
+        titles = tuple(
+            session.exec(
+                select(CaseRow.title).where(CaseRow.recommendation_id == recommendation.id)
+            ).all()
+        )
+        word_facts = _facts(word_message, word, unit=recommendation.unit, titles=titles)
+        scored.append((score_pair(word_facts, pdf_facts), recommendation))
+    if not scored:
+        return None
+    scored.sort(key=lambda pair: pair[0].score, reverse=True)
+    best_score, best = scored[0]
+    runner_up = scored[1][0].score if len(scored) > 1 else 0.0
+    if best_score.score < PDF_ACCEPT or best_score.score - runner_up < PDF_MARGIN:
+        return None
+    _join(
+        session,
+        best,
+        pdf.attachment,
+        method="evidence",
+        score=best_score.score,
+        evidence=list(best_score.evidence),
+    )
+    return best
+
+
+def _manual_pdf(session: Session, recommendation: Recommendation) -> Attachment | None:
+    decision = session.exec(
+        select(ManualDecision)
+        .where(
+            ManualDecision.kind == "pdf",
+            ManualDecision.unit_key == recommendation.unit_key,
+            ManualDecision.version == recommendation.version,
+        )
+        .order_by(ManualDecision.id.desc())  # type: ignore[union-attr]
+    ).first()
+    if decision is None or decision.attachment_sha256 is None:
+        return None
+    return session.exec(
+        select(Attachment)
+        .where(Attachment.sha256 == decision.attachment_sha256)
+        .order_by(Attachment.id)  # type: ignore[arg-type]
+    ).first()
+
+
+def _join(
+    session: Session,
+    recommendation: Recommendation,
+    pdf: Attachment,
+    *,
+    method: str,
+    score: float,
+    evidence: list[str],
+) -> None:
+    if recommendation.pdf_attachment_id is not None and recommendation.pdf_attachment_id != pdf.id:
+        previous = session.get(Attachment, recommendation.pdf_attachment_id)
+        if previous is not None:
+            previous.placed = False
+            session.add(previous)
+    recommendation.pdf_attachment_id = pdf.id
+    recommendation.pdf_method = method
+    recommendation.pdf_score = round(score, 3)
+    recommendation.pdf_evidence = evidence
+    pdf_message = session.get(Message, pdf.message_pk)
+    if pdf_message is not None and pdf_message.late:
+        recommendation.late = True
+    pdf.placed = True
+    session.add(pdf)
+    session.add(recommendation)
+    session.flush()

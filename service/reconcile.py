@@ -1,0 +1,127 @@
+"""After anything changes: match form rows to submissions, settle completeness, tell applicants.
+
+Runs for the recommendations a message touched, and for all of them after a submissions
+import. Staff's manual row decisions always win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from service.bootstrap import App
+from service.matching import Candidate, RowToMatch, SubmissionIndex, Thresholds
+from service.models import Attachment, CaseRow, ManualDecision, Message, Recommendation, Submission
+from service.outbox import queue_applicant_receipts
+
+
+def submission_index(session: Session) -> SubmissionIndex:
+    """An index over every submission still in the online system."""
+    return SubmissionIndex(
+        Candidate(
+            ref=row.ref,
+            title=row.title,
+            applicant=row.applicant,
+            recommender=row.recommender,
+            route=row.route,
+        )
+        for row in session.exec(select(Submission).where(Submission.withdrawn == sa.false())).all()
+    )
+
+
+def reconcile(
+    app: App,
+    session: Session,
+    recommendations: Sequence[Recommendation] | None = None,
+    *,
+    index: SubmissionIndex | None = None,
+) -> None:
+    """Re-match rows and refresh completeness for `recommendations` (all current when None)."""
+    if recommendations is None:
+        recommendations = session.exec(
+            select(Recommendation).where(Recommendation.current == sa.true())
+        ).all()
+    if not recommendations:
+        return
+    index = index or submission_index(session)
+    thresholds = Thresholds(
+        accept=app.settings.matching.accept, margin=app.settings.matching.margin
+    )
+    for recommendation in recommendations:
+        if not recommendation.current:
+            continue
+        recommendation.complete = (
+            recommendation.word_attachment_id is not None
+            and recommendation.pdf_attachment_id is not None
+        )
+        _match_rows(session, recommendation, index, thresholds)
+        session.add(recommendation)
+        session.flush()
+        queue_applicant_receipts(
+            app, session, recommendation, allowed=_replies_allowed(app, session, recommendation)
+        )
+
+
+def _replies_allowed(app: App, session: Session, recommendation: Recommendation) -> bool:
+    start = app.settings.campaign.starts
+    if start is None or app.settings.campaign.reply_to_old_mail:
+        return True
+    word = session.get(Attachment, recommendation.word_attachment_id)
+    message = session.get(Message, word.message_pk) if word else None
+    return message is None or message.received_at >= start
+
+
+def _match_rows(
+    session: Session, recommendation: Recommendation, index: SubmissionIndex, thresholds: Thresholds
+) -> None:
+    rows = session.exec(
+        select(CaseRow).where(CaseRow.recommendation_id == recommendation.id).order_by(CaseRow.row)  # type: ignore[arg-type]
+    ).all()
+    manual = {
+        decision.row: decision
+        for decision in session.exec(
+            select(ManualDecision)
+            .where(
+                ManualDecision.kind == "row",
+                ManualDecision.unit_key == recommendation.unit_key,
+                ManualDecision.version == recommendation.version,
+            )
+            .order_by(ManualDecision.id)  # type: ignore[arg-type]
+        ).all()
+    }
+    automatic = [row for row in rows if row.row not in manual]
+    taken = {
+        decision.submission_ref: decision.row
+        for decision in manual.values()
+        if decision.submission_ref is not None
+    }
+    results = index.match_rows(
+        [
+            RowToMatch(row=row.row, title=row.title, applicant=row.applicant, ref=row.ref_on_form)
+            for row in automatic
+        ],
+        unit=recommendation.unit,
+        thresholds=thresholds,
+        taken=taken,
+    )
+    for row, result in zip(automatic, results, strict=True):
+        row.submission_ref = result.submission_ref
+        row.match = result.method
+        row.score = round(result.score, 1)
+        row.candidates = [[ref, round(score, 1)] for ref, score in result.candidates]
+        row.evidence = list(result.evidence)
+        row.warnings = list(result.warnings)
+        session.add(row)
+    for row in rows:
+        decision = manual.get(row.row)
+        if decision is None:
+            continue
+        row.submission_ref = decision.submission_ref
+        row.match = "manual" if decision.submission_ref else "none"
+        row.score = 100.0
+        row.candidates = []
+        row.evidence = ["staff decision"]
+        row.warnings = []
+        session.add(row)

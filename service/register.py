@@ -1,0 +1,356 @@
+"""The register staff work from: every message, recommendation, submission and mail.
+
+`build_register` returns the JSON object `interface.md` publishes (more keys may be added,
+none renamed). The states of submissions are derived here, in one place, from the rows
+matched on current recommendations.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from config.settings import Settings
+from service.models import (
+    Attachment,
+    CaseRow,
+    Message,
+    Outbox,
+    Recommendation,
+    Submission,
+    Suppression,
+)
+
+MATCHED = ("ref", "name", "manual")
+
+
+def iso(moment: datetime | None, settings: Settings) -> str | None:
+    """ISO 8601 with the campaign's offset."""
+    return None if moment is None else moment.astimezone(settings.campaign.zone).isoformat()
+
+
+def submission_states(session: Session) -> dict[str, tuple[str, int | None]]:
+    """For each submission ref: its status and the recommendation it is matched on."""
+    recommendations = {
+        row.id: row
+        for row in session.exec(select(Recommendation).where(Recommendation.current == sa.true()))
+    }
+    best: dict[str, tuple[int, int | None]] = {}
+    order = {"complete": 3, "awaiting_pdf": 2, "awaiting_word": 1}
+    for row in session.exec(select(CaseRow).where(CaseRow.submission_ref.is_not(None))):  # type: ignore[union-attr]
+        recommendation = recommendations.get(row.recommendation_id)
+        if recommendation is None or row.match not in MATCHED or row.submission_ref is None:
+            continue
+        if recommendation.complete:
+            status = "complete"
+        elif recommendation.word_attachment_id is None:
+            status = "awaiting_word"
+        else:
+            status = "awaiting_pdf"
+        rank = order[status]
+        if row.submission_ref not in best or best[row.submission_ref][0] < rank:
+            best[row.submission_ref] = (rank, recommendation.id)
+    names = {rank: status for status, rank in order.items()}
+    states: dict[str, tuple[str, int | None]] = {}
+    for submission in session.exec(select(Submission)):
+        found = best.get(submission.ref)
+        if found is not None:
+            states[submission.ref] = (names[found[0]], found[1])
+        elif submission.route == "voluntary":
+            states[submission.ref] = ("complete", None)
+        else:
+            states[submission.ref] = ("awaiting_recommendation", None)
+    return states
+
+
+def build_register(session: Session, settings: Settings) -> dict[str, Any]:
+    """The whole register as plain JSON-ready data."""
+    messages = session.exec(select(Message).order_by(Message.received_at, Message.id)).all()  # type: ignore[arg-type]
+    attachments = session.exec(
+        select(Attachment).order_by(Attachment.message_pk, Attachment.position)
+    ).all()  # type: ignore[arg-type]
+    by_message: dict[int, list[Attachment]] = {}
+    for attachment in attachments:
+        by_message.setdefault(attachment.message_pk, []).append(attachment)
+    attachment_by_id = {attachment.id: attachment for attachment in attachments}
+    message_by_pk = {message.id: message for message in messages}
+
+    def file_ref(attachment_id: int | None, *, seal: bool) -> dict[str, Any] | None:
+        attachment = attachment_by_id.get(attachment_id) if attachment_id else None
+        if attachment is None:
+            return None
+        origin = message_by_pk.get(attachment.message_pk)
+        result: dict[str, Any] = {
+            "message_id": origin.message_id if origin else None,
+            "filename": attachment.filename,
+            "sha256": attachment.sha256,
+        }
+        if seal:
+            result["seal"] = attachment.seal or "unknown"
+            result["scanned"] = attachment.scanned
+        return result
+
+    recommendations = session.exec(
+        select(Recommendation).order_by(Recommendation.unit_key, Recommendation.version)  # type: ignore[arg-type]
+    ).all()
+    rows_by_recommendation: dict[int, list[CaseRow]] = {}
+    for row in session.exec(select(CaseRow).order_by(CaseRow.recommendation_id, CaseRow.row)):  # type: ignore[arg-type]
+        rows_by_recommendation.setdefault(row.recommendation_id, []).append(row)
+    states = submission_states(session)
+    submissions = session.exec(select(Submission).order_by(Submission.ref)).all()  # type: ignore[arg-type]
+    outbox = session.exec(select(Outbox).order_by(Outbox.id)).all()  # type: ignore[arg-type]
+    placed_pdfs = {row.pdf_attachment_id for row in recommendations if row.pdf_attachment_id}
+
+    return {
+        "campaign": {
+            "name": settings.campaign.name,
+            "deadline": iso(settings.campaign.deadline, settings),
+        },
+        "messages": [
+            {
+                "message_id": message.message_id,
+                "sender": message.sender,
+                "subject": message.subject,
+                "received_at": iso(message.received_at, settings),
+                "late": message.late,
+                "kind": message.kind,
+                "status": message.status,
+                "problems": message.problems,
+                "attachments": [
+                    {
+                        "filename": attachment.filename,
+                        "sha256": attachment.sha256,
+                        "size": attachment.size,
+                        "kind": attachment.kind,
+                        "container": attachment.container,
+                        "seal": attachment.seal,
+                    }
+                    for attachment in by_message.get(message.id or 0, [])
+                ],
+                "sha256": message.sha256,
+                "size": message.size,
+                "uid": message.uid,
+            }
+            for message in messages
+        ],
+        "recommendations": [
+            {
+                "id": recommendation.id,
+                "unit": recommendation.unit,
+                "sender": recommendation.sender,
+                "version": recommendation.version,
+                "current": recommendation.current,
+                "complete": recommendation.complete,
+                "late": recommendation.late,
+                "contact": {
+                    "name": recommendation.contact_name,
+                    "title": recommendation.contact_title,
+                    "phone": recommendation.contact_phone,
+                    "mobile": recommendation.contact_mobile,
+                    "email": recommendation.contact_email,
+                },
+                "word": file_ref(recommendation.word_attachment_id, seal=False),
+                "pdf": file_ref(recommendation.pdf_attachment_id, seal=True),
+                "pdf_pairing": {
+                    "method": recommendation.pdf_method,
+                    "score": recommendation.pdf_score,
+                    "evidence": recommendation.pdf_evidence,
+                }
+                if recommendation.pdf_attachment_id
+                else None,
+                "opinion": recommendation.opinion,
+                "signed_on": recommendation.signed_on.isoformat()
+                if recommendation.signed_on
+                else None,
+                "cases": [
+                    {
+                        "row": row.row,
+                        "title": row.title,
+                        "applicant": row.applicant,
+                        "category": row.category,
+                        "ref_on_form": row.ref_on_form,
+                        "submission_ref": row.submission_ref,
+                        "match": row.match,
+                        "score": row.score,
+                        "candidates": row.candidates,
+                        "evidence": row.evidence,
+                        "warnings": row.warnings,
+                    }
+                    for row in rows_by_recommendation.get(recommendation.id or 0, [])
+                ],
+            }
+            for recommendation in recommendations
+        ],
+        "submissions": [
+            {
+                "ref": submission.ref,
+                "title": submission.title,
+                "applicant": submission.applicant,
+                "uscc": submission.uscc,
+                "uscc_valid": submission.uscc_valid,
+                "category": submission.category,
+                "field": submission.field,
+                "route": submission.route,
+                "recommender": submission.recommender,
+                "contact": submission.contact,
+                "mobile": submission.mobile,
+                "email": submission.email,
+                "submitted_at": iso(submission.submitted_at, settings),
+                "status": states[submission.ref][0],
+                "recommendation_id": states[submission.ref][1],
+                "result": submission.result,
+                "result_note": submission.result_note,
+                "withdrawn": submission.withdrawn,
+            }
+            for submission in submissions
+        ],
+        "outbox": [
+            {
+                "kind": row.kind,
+                "to": row.recipients,
+                "cc": row.cc,
+                "subject": row.subject,
+                "status": row.status,
+                "attempts": row.attempts,
+                "message_id": message_by_pk[row.message_pk].message_id
+                if row.message_pk in message_by_pk
+                else None,
+                "submission_ref": row.submission_ref,
+                "last_error": row.last_error,
+                "created_at": iso(row.created_at, settings),
+                "sent_at": iso(row.sent_at, settings),
+            }
+            for row in outbox
+        ],
+        "unplaced_pdfs": [
+            {
+                "filename": attachment.filename,
+                "sha256": attachment.sha256,
+                "message_id": message_by_pk[attachment.message_pk].message_id
+                if attachment.message_pk in message_by_pk
+                else None,
+                "seal": attachment.seal,
+            }
+            for attachment in attachments
+            if attachment.kind == "form_pdf" and attachment.id not in placed_pdfs
+        ],
+        "suppressed": [
+            {"address": row.address, "reason": row.reason}
+            for row in session.exec(select(Suppression).order_by(Suppression.address))  # type: ignore[arg-type]
+        ],
+    }
+
+
+def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
+    """Everything in the register that needs a person: what, where, what to do."""
+    items: list[dict[str, str]] = []
+    for message in register["messages"]:
+        where = f"{message['sender']} «{message['subject']}» ({message['received_at']})"
+        if message["status"] == "needs_attention":
+            reason = "; ".join(message["problems"]) or "needs a person"
+            category = (
+                "超大附件链接" if message["kind"] == "large_attachment_link" else "邮件待处理"
+            )
+            action = (
+                "download the files from the links, or ask the unit to attach them"
+                if message["kind"] == "large_attachment_link"
+                else "open the message in the archive and handle it; then `intake reprocess`"
+            )
+            items.append({"category": category, "what": reason, "where": where, "action": action})
+        if message["late"] and message["kind"] in (
+            "recommendation",
+            "other",
+            "large_attachment_link",
+        ):
+            items.append(
+                {
+                    "category": "逾期",
+                    "what": "arrived after the deadline",
+                    "where": where,
+                    "action": "decide whether to accept it",
+                }
+            )
+    for pdf in register["unplaced_pdfs"]:
+        items.append(
+            {
+                "category": "PDF待对应",
+                "what": f"sealed PDF {pdf['filename']} not placed",
+                "where": str(pdf["message_id"]),
+                "action": f"intake pair pdf --recommendation ID --attachment {pdf['sha256'][:12]}",
+            }
+        )
+    for recommendation in register["recommendations"]:
+        if not recommendation["current"]:
+            continue
+        unit = f"{recommendation['unit']} v{recommendation['version']} (#{recommendation['id']})"
+        if recommendation["pdf"] is None:
+            items.append(
+                {
+                    "category": "缺盖章PDF",
+                    "what": "no sealed PDF yet",
+                    "where": unit,
+                    "action": "wait, or ask the unit for the sealed PDF",
+                }
+            )
+        elif recommendation["pdf"]["seal"] != "present":
+            items.append(
+                {
+                    "category": "未检出公章",
+                    "what": f"seal check: {recommendation['pdf']['seal']}",
+                    "where": unit,
+                    "action": "look at the PDF",
+                }
+            )
+        for case in recommendation["cases"]:
+            if case["match"] == "ambiguous":
+                candidates = ", ".join(str(candidate[0]) for candidate in case["candidates"])
+                items.append(
+                    {
+                        "category": "匹配待核对",
+                        "what": f"row {case['row']} {case['title']}: "
+                        f"several submissions fit ({candidates})",
+                        "where": unit,
+                        "action": f"intake pair set --recommendation {recommendation['id']} "
+                        f"--row {case['row']} --submission REF",
+                    }
+                )
+            elif case["match"] == "none":
+                items.append(
+                    {
+                        "category": "未在线申报",
+                        "what": f"row {case['row']} {case['title']} "
+                        f"({case['applicant']}): no online submission",
+                        "where": unit,
+                        "action": "the applicant must submit online; re-import the export",
+                    }
+                )
+    for mail in register["outbox"]:
+        if mail["status"] == "failed":
+            items.append(
+                {
+                    "category": "发送失败",
+                    "what": f"{mail['kind']}: {mail['last_error']}",
+                    "where": ", ".join(mail["to"]),
+                    "action": "check the address",
+                }
+            )
+    return items
+
+
+def summary_counts(register: dict[str, Any]) -> dict[str, Counter[str]]:
+    """Counts by state for status and the digest."""
+    return {
+        "messages": Counter(str(message["kind"]) for message in register["messages"]),
+        "message_status": Counter(str(message["status"]) for message in register["messages"]),
+        "submissions": Counter(str(row["status"]) for row in register["submissions"]),
+        "outbox": Counter(str(row["status"]) for row in register["outbox"]),
+        "recommendations": Counter(
+            "complete" if row["complete"] else "incomplete"
+            for row in register["recommendations"]
+            if row["current"]
+        ),
+    }

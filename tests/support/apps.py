@@ -1,0 +1,79 @@
+"""Build a real `App` for tests: a real database, archive and mailbox, any transport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from config.settings import SAMPLES, Settings
+from notifications.render import Renderer
+from notifications.transport import RecordingTransport, Transport
+from service.archive import Archive
+from service.bootstrap import App
+from service.db import create_db_engine, upgrade_schema
+from service.mailbox import DirectoryMailbox, ImapMailbox, Mailbox
+from service.register import build_register
+
+SAMPLE_INDEX = json.loads((SAMPLES / "mailbox" / "index.json").read_text(encoding="utf-8"))
+TRUTH = json.loads((SAMPLES / "truth.json").read_text(encoding="utf-8"))
+
+
+def make_app(
+    db_url: str,
+    workdir: Path,
+    *,
+    mailbox: Callable[[], Mailbox] | None = None,
+    transport: Transport | None = None,
+    clock: Callable[[], datetime] | None = None,
+    **sections: dict[str, Any],
+) -> App:
+    """An App on `db_url` with its archive under `workdir`; settings sections may be overridden."""
+    settings = Settings(
+        database={"url": db_url},
+        storage={"path": workdir / "archive"},
+        **sections,
+    )
+    engine = create_db_engine(db_url)
+    upgrade_schema(engine)
+    return App(
+        settings=settings,
+        engine=engine,
+        archive=Archive(workdir / "archive"),
+        open_mailbox=mailbox or (lambda: DirectoryMailbox(SAMPLES / "mailbox")),
+        transport=transport or RecordingTransport(),
+        renderer=Renderer(),
+        clock=clock or (lambda: datetime(2025, 7, 20, 9, 0, tzinfo=UTC)),
+    )
+
+
+def imap_mailbox(
+    server: Any, username: str, password: str, folder: str = "INBOX"
+) -> Callable[[], Mailbox]:
+    """A factory for an ImapMailbox on the Dovecot fixture's plain port."""
+    return lambda: ImapMailbox(
+        server.host,
+        server.port,
+        username=username,
+        password=password,
+        folder=folder,
+        security="plain",
+        timeout=10.0,
+    )
+
+
+def append_samples(server: Any, username: str) -> None:
+    """APPEND the sample mailbox in its order, with its INTERNALDATEs."""
+    for entry in SAMPLE_INDEX["messages"]:
+        raw = (SAMPLES / "mailbox" / entry["file"]).read_bytes()
+        server.append(username, raw, internaldate=datetime.fromisoformat(entry["internaldate"]))
+
+
+def register_of(app: App) -> dict[str, Any]:
+    """The register exactly as `intake export --format json` prints it."""
+    with Session(app.engine) as session:
+        return json.loads(json.dumps(build_register(session, app.settings), ensure_ascii=False))
