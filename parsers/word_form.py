@@ -8,6 +8,7 @@ only control characters and line breaks are removed, because they may reach mail
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -48,7 +49,13 @@ _WORD_NAMESPACES: Final = (
 _FALLBACK_TAG: Final = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 _VAL: Final = "val"
 
-_CONTROL_RUNS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\x85]+")
+_CONTROL_RUNS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_FORMAT_CHARACTERS: Final = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]"
+)
 _DIGITS: Final = "0-9〇零一二三四五六七八九十"
 _DATE: Final = re.compile(
     rf"(?P<year>[{_DIGITS}]{{4}})\s*年\s*(?P<month>[{_DIGITS}]{{1,3}})\s*月"
@@ -64,18 +71,21 @@ LegacyConverter = Callable[[bytes, str], bytes]
 
 def clean_value(text: str) -> str:
     """Remove line breaks, control and format characters; strip the ends, keep inner spaces."""
-    without_controls = _CONTROL_RUNS.sub(" ", text)
-    visible = "".join(ch for ch in without_controls if unicodedata.category(ch) != "Cf")
-    return visible.strip()
+    return _FORMAT_CHARACTERS.sub("", _CONTROL_RUNS.sub(" ", text)).strip()
+
+
+@functools.lru_cache(maxsize=512)
+def _local_name_of_tag(tag: str) -> str:
+    if not tag.startswith("{"):
+        return ""
+    namespace, _, local = tag[1:].partition("}")
+    return local if namespace in _WORD_NAMESPACES else ""
 
 
 def _local_name(element: Element) -> str:
     """The tag's local name when it is in the WordprocessingML namespace, else ''."""
     tag = element.tag
-    if not isinstance(tag, str) or not tag.startswith("{"):
-        return ""
-    namespace, _, local = tag[1:].partition("}")
-    return local if namespace in _WORD_NAMESPACES else ""
+    return _local_name_of_tag(tag) if isinstance(tag, str) else ""
 
 
 def _word_attribute(element: Element, name: str) -> str | None:
@@ -165,11 +175,10 @@ def _body_blocks(container: Element) -> Iterator[_Paragraph | _Table]:
 
 
 def _nested_tables(table: Element) -> Iterator[Element]:
-    for cell in table.iter():
-        if _local_name(cell) != "tc":
-            continue
-        for inner in cell.iter():
-            if inner is not cell and _local_name(inner) == "tbl":
+    """Tables inside the cells of `table`, at any depth, in document order."""
+    for namespace in _WORD_NAMESPACES:
+        for inner in table.iter(f"{{{namespace}}}tbl"):
+            if inner is not table:
                 yield inner
 
 
