@@ -352,13 +352,13 @@ class _MessageReader:
         if content_type in FORWARDED_TYPES:
             self._forwarded(part, payload, depth=depth)
             return
+        if content_type in {"message/delivery-status", "message/global-delivery-status"}:
+            self.found.delivery_status.extend(_delivery_status_blocks(part, payload))
+            return
         if part.is_multipart() and isinstance(payload, list):
             for child in payload:
                 if isinstance(child, email.message.Message):
                     self._walk(child, depth=depth + 1, container=container, top_level=top_level)
-            return
-        if content_type in {"message/delivery-status", "message/global-delivery-status"}:
-            self.found.delivery_status.extend(_delivery_status_blocks(part, payload))
             return
         self._leaf(part, content_type, container=container, top_level=top_level)
 

@@ -1,0 +1,224 @@
+"""Classification of mail: auto-replies, bounces, big-attachment links, no-reply senders."""
+
+from __future__ import annotations
+
+import pytest
+
+from parsers.classify import MessageFacts, classify, find_large_attachment_links
+from parsers.mail import parse_message
+from parsers.model import Attachment
+from tests.unit.test_mail_parsing import html_part, message, multipart, text_part
+
+QQ_BIG_ATTACHMENT_HTML = """
+<div>推荐表太大，用超大附件发送。</div>
+<div id="QQMailBigAttach" style="padding:2px;margin-bottom:15px;">
+  <div style="padding:4px 0;"><b>从QQ邮箱发来的超大附件</b></div>
+  <div style="clear:both;">
+    <a href="https://mail.qq.com/cgi-bin/ftnExs_download?k=7a6&amp;t=exs_ftn_download&amp;code=9f1"
+       target="_blank"><img src="https://rescdn.qqmail.com/zh_CN/images/ftn/zip.gif"></a>
+    <span class="qqmailbgattach">
+      <a href="https://mail.qq.com/cgi-bin/ftnExs_download?k=7a6&amp;t=exs_ftn_download&amp;code=9f1"
+         target="_blank">镕喆-案例材料.zip</a>
+      <span style="color:#a0a0a0;">(1.21G, 2025年08月20日 10:20 到期)</span>
+    </span>
+  </div>
+</div>
+"""
+
+NETEASE_BIG_ATTACHMENT_HTML = """
+<style id="cloudAttachStyle" type="text/css">
+#divNeteaseBigAttach, #divNeteaseBigAttach_bak{display:none;}</style>
+<div>盖章版太大，用网盘附件发送。</div>
+<div id="divNeteaseBigAttach" style="background-color:#fef8f0;">
+  <div><b>从网易163邮箱发来的云附件</b></div>
+  <div><a href="https://mail.163.com/large-attachment-download/index.html?p=X&amp;file=Y"
+    target="_blank">推荐表（盖章）.pdf</a> <span>(25.3M, 2025年8月30日 23:59 到期)</span></div>
+</div>
+"""
+
+NETEASE_BOILERPLATE_ONLY = """
+<style id="cloudAttachStyle" type="text/css">
+#divNeteaseBigAttach, #divNeteaseBigAttach_bak{display:none;}</style>
+<div>请问截止日期是哪天？<a href="https://www.example.cn/notice.pdf">通知.pdf</a></div>
+"""
+
+
+def facts(**overrides) -> MessageFacts:
+    values = {
+        "headers": {},
+        "sender": "unit@example.cn",
+        "subject": "推荐表",
+        "content_type": "text/plain",
+        "report_type": None,
+        "text": "",
+        "html": "",
+        "attachments": [],
+    }
+    values.update(overrides)
+    return MessageFacts(**values)
+
+
+def form(kind: str) -> Attachment:
+    return Attachment("f", "f", "application/octet-stream", b"", "0" * 64, kind=kind)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "Auto-Submitted: auto-replied",
+        "Auto-Submitted: auto-generated; owner-email=x@example.cn",
+        "X-Autoreply: yes",
+        "X-Autorespond: Out of office",
+        "X-QQ-AUTO-REPLY: true",
+        "X-Auto-Response-Suppress: All\nX-MS-Exchange-Inbox-Rules-Loop: unit@example.cn",
+        "Precedence: bulk",
+        "Precedence: junk",
+        "List-Unsubscribe: <mailto:leave@lists.example.cn>",
+        "List-Id: <news.example.cn>",
+    ],
+)
+def test_machine_written_mail_is_an_auto_reply_that_is_never_answered(headers):
+    parsed = parse_message(message(headers))
+
+    assert parsed.kind == "auto_reply"
+    assert parsed.no_reply is True
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "自动回复：推荐表",
+        "自动答复: 关于推荐表",
+        "Auto reply: 推荐表",
+        "Automatic reply: 推荐表",
+        "Out of Office: 推荐表",
+        "【休假】推荐表已收到",
+        "Re: 自动回复: 推荐表",
+    ],
+)
+def test_auto_reply_subjects_are_recognised(subject):
+    raw = message("").replace(b"Subject: test", f"Subject: {subject}".encode())
+
+    assert parse_message(raw).kind == "auto_reply"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    ["Auto-Submitted: no", "X-Auto-Response-Suppress: All", "Precedence: normal"],
+)
+def test_ordinary_mail_with_harmless_headers_stays_human(headers):
+    parsed = parse_message(message(headers))
+
+    assert parsed.kind == "other"
+    assert parsed.no_reply is False
+
+
+def test_a_delivery_status_report_is_a_bounce_with_the_failed_recipient_and_status():
+    dsn = (
+        b"Content-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.cace.example\r\n\r\n"
+        b"Original-Recipient: rfc822; Wrong@Unit.example.cn\r\n"
+        b"Final-Recipient: rfc822; wrong@unit.example.cn\r\n"
+        b"Action: failed\r\nStatus: 5.1.1\r\n"
+        b"Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
+    )
+    raw = multipart(
+        [text_part("投递失败"), dsn],
+        subtype="report",
+        params="; report-type=delivery-status",
+        sender="Mail Delivery System <MAILER-DAEMON@cace.example>",
+        subject="Undelivered Mail Returned to Sender",
+    )
+
+    parsed = parse_message(raw)
+
+    assert parsed.kind == "bounce"
+    assert parsed.no_reply is True
+    assert parsed.bounce is not None
+    assert parsed.bounce.failed_recipients == ("wrong@unit.example.cn",)
+    assert parsed.bounce.status == "5.1.1"
+
+
+def test_a_plain_text_bounce_from_postmaster_names_the_failed_recipient():
+    body = (
+        "Hi. This is the qmail-send program.\r\n"
+        "<nobody@unit.example.cn>:\r\n"
+        "Sorry, no mailbox here by that name. (#5.1.1)\r\n"
+    )
+    raw = message("", body, sender="postmaster@unit.example.cn")
+
+    parsed = parse_message(raw)
+
+    assert parsed.kind == "bounce"
+    assert parsed.bounce is not None
+    assert parsed.bounce.failed_recipients == ("nobody@unit.example.cn",)
+    assert parsed.bounce.status == "5.1.1"
+
+
+def test_a_qq_big_attachment_message_yields_the_file_link_and_expiry():
+    raw = multipart(
+        [text_part("见超大附件"), html_part(QQ_BIG_ATTACHMENT_HTML)], subtype="alternative"
+    )
+
+    parsed = parse_message(raw)
+
+    assert parsed.kind == "large_attachment_link"
+    assert len(parsed.links) == 1
+    link = parsed.links[0]
+    assert link.provider == "qq"
+    assert link.filename == "镕喆-案例材料.zip"
+    assert link.url.startswith("https://mail.qq.com/cgi-bin/ftnExs_download?k=7a6&t=")
+    assert link.expires == "2025年08月20日 10:20"
+
+
+def test_a_netease_cloud_attachment_message_yields_the_file_link_and_expiry():
+    parsed = parse_message(multipart([html_part(NETEASE_BIG_ATTACHMENT_HTML)]))
+
+    assert parsed.kind == "large_attachment_link"
+    assert [(link.provider, link.filename, link.expires) for link in parsed.links] == [
+        ("netease", "推荐表（盖章）.pdf", "2025年8月30日 23:59")
+    ]
+
+
+def test_the_netease_style_sheet_alone_is_not_a_big_attachment():
+    assert find_large_attachment_links(NETEASE_BOILERPLATE_ONLY, "") == []
+
+
+def test_a_message_with_a_real_form_and_a_big_file_link_is_still_a_recommendation():
+    verdict = classify(facts(html=QQ_BIG_ATTACHMENT_HTML, attachments=[form("form_word")]))
+
+    assert verdict.kind == "recommendation"
+    assert [link.filename for link in verdict.links] == ["镕喆-案例材料.zip"]
+
+
+def test_a_bounce_wins_over_an_auto_reply_and_an_auto_reply_over_a_form():
+    bounce = classify(
+        facts(sender="mailer-daemon@x.cn", headers={"auto-submitted": ["auto-replied"]})
+    )
+    auto_reply = classify(
+        facts(headers={"auto-submitted": ["auto-replied"]}, attachments=[form("form_pdf")])
+    )
+
+    assert bounce.kind == "bounce"
+    assert auto_reply.kind == "auto_reply"
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "noreply@example.cn",
+        "no-reply@example.cn",
+        "donotreply@example.cn",
+        "do-not-reply@example.cn",
+        "MAILER-DAEMON@example.cn",
+        "postmaster@example.cn",
+    ],
+)
+def test_no_reply_senders_are_never_answered(sender):
+    verdict = classify(facts(sender=sender.lower()))
+
+    assert verdict.no_reply is True
+
+
+def test_a_person_whose_name_contains_reply_is_answered():
+    assert classify(facts(sender="replyzhang@example.cn")).no_reply is False
