@@ -91,8 +91,8 @@ def _inline_label_regex() -> re.Pattern[str]:
         reverse=True,
     )
     alternatives = "|".join(_spaced_pattern(label) for label in labels)
-    return re.compile(rf"(?P<label>{alternatives})[\s\u3000]*[:：]", re.IGNORECASE)
+    return re.compile(rf"(?<!\w)(?P<label>{alternatives})[\s\u3000]*[:：]", re.IGNORECASE)
 
 
 INLINE_LABEL: Final = _inline_label_regex()
-"""Matches `label：` or `label:` for any unit-block label, spaces inside allowed."""
+"""Matches `label：` or `label:` for any unit-block label, spaces inside allowed, not mid-word."""

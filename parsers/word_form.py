@@ -567,7 +567,14 @@ def _read_docx(data: bytes, filename: str, *, document_format: str) -> WordForm:
             filename=filename,
         )
     reader = _FormReader(filename=filename)
-    reader.read(body)
+    try:
+        reader.read(body)
+    except RecursionError as exc:
+        raise ParseError(
+            f"{filename}: the document nests content controls too deeply to be a form; "
+            "ask the sender to save it again from Word",
+            filename=filename,
+        ) from exc
     return reader.form(document_format=document_format)
 
 

@@ -448,6 +448,27 @@ def test_bytes_that_are_not_a_word_document_give_a_parse_error(data: bytes) -> N
     assert caught.value.filename == "推荐表.docx"
 
 
+def test_a_label_inside_a_longer_word_is_not_taken_for_the_unit() -> None:
+    document = docx.Document()
+    document.add_paragraph("推荐单位：某协会")
+    document.add_paragraph("申报单位名称：另一家公司")
+
+    form = read_word_form(docx_bytes(document), "form.docx")
+
+    assert form.unit == "某协会"
+
+
+def test_a_deeply_nested_document_gives_a_parse_error_not_a_crash() -> None:
+    original = docx_bytes(canonical_form())
+    document_xml = zipfile.ZipFile(io.BytesIO(original)).read("word/document.xml").decode()
+    depth = 5_000
+    nested = "<w:sdt><w:sdtContent>" * depth + "</w:sdtContent></w:sdt>" * depth
+    hostile = document_xml.replace("<w:body>", "<w:body>" + nested, 1)
+
+    with pytest.raises(ParseError, match="nests"):
+        read_word_form(_replace_part(original, "word/document.xml", hostile.encode()), "x.docx")
+
+
 def test_a_spreadsheet_renamed_docx_is_not_a_word_document() -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
