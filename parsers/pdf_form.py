@@ -85,6 +85,13 @@ def read_pdf_form(
         form.problems.append(
             Problem("pdf_irregular", f"{name}: the PDF is irregular and was repaired: {shown}")
         )
+        if form.seal == "absent":
+            # In a repaired file an image or drawing may have been lost or garbled.
+            form.seal = "unknown"
+            form.seal_evidence = (
+                "No seal was found, but the PDF is damaged and needed repair, "
+                "so part of it may not have been read."
+            )
     return form
 
 
