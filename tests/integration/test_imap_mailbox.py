@@ -50,10 +50,11 @@ def open_mailbox(dovecot, account):
     username, password = account
 
     def build(**overrides):
+        host = overrides.pop("host", dovecot.host)
         port = overrides.pop("port", dovecot.port)
         settings = {"username": username, "password": password, "security": "plain"}
         settings.update(overrides)
-        return ImapMailbox(dovecot.host, port, **settings)
+        return ImapMailbox(host, port, **settings)
 
     return build
 
@@ -226,6 +227,30 @@ def test_move_into_an_existing_folder_adds_to_it(dovecot, account, open_mailbox)
     assert bodies_on_server(dovecot, username, "Processed") == [make_message(0), make_message(1)]
 
 
+def test_move_without_the_move_extension_copies_and_expunges(dovecot, account, open_mailbox):
+    username, _ = account
+    uids = append_messages(dovecot, username, 2)
+
+    with open_mailbox(host=dovecot.no_move_host) as mailbox:
+        mailbox.apply_after(uids[:1], "move:Processed")
+        assert mailbox.state().exists == 1
+
+    assert bodies_on_server(dovecot, username, "Processed") == [make_message(1)]
+    assert bodies_on_server(dovecot, username, "INBOX") == [make_message(2)]
+
+
+def test_move_without_uidplus_leaves_the_original_flagged_deleted(dovecot, account, open_mailbox):
+    username, _ = account
+    uids = append_messages(dovecot, username, 2)
+
+    with open_mailbox(host=dovecot.minimal_host) as mailbox:
+        mailbox.apply_after(uids[:1], "move:Processed")
+
+    assert bodies_on_server(dovecot, username, "Processed") == [make_message(1)]
+    flags = flags_on_server(dovecot, username, uids)
+    assert [b"\\Deleted" in flags[uid] for uid in uids] == [True, False]
+
+
 @pytest.mark.parametrize(("action", "flag"), [("flag", b"\\Flagged"), ("seen", b"\\Seen")])
 def test_flag_and_seen_set_the_flag_on_the_server(dovecot, account, open_mailbox, action, flag):
     username, _ = account
@@ -364,6 +389,13 @@ def test_mail_that_arrived_since_the_last_listing_wakes_at_once(dovecot, account
         dovecot.append(username, make_message(1))
         started = time.monotonic()
         assert mailbox.wait_for_new(timeout=10) is True
+        assert time.monotonic() - started < 1.0
+
+
+def test_without_idle_waiting_returns_false_at_once(dovecot, account, open_mailbox):
+    with open_mailbox(host=dovecot.minimal_host) as mailbox:
+        started = time.monotonic()
+        assert mailbox.wait_for_new(timeout=30) is False
         assert time.monotonic() - started < 1.0
 
 

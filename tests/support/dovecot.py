@@ -8,6 +8,7 @@ certificate that `ssl_context()` trusts.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -38,7 +39,7 @@ base_dir = {base}/run
 state_dir = {base}/state
 log_path = {base}/dovecot.log
 protocols = imap
-listen = 127.0.0.1
+listen = 127.0.0.1, {no_move_host}, {minimal_host}
 ssl = yes
 ssl_cert = <{base}/cert.pem
 ssl_key = <{base}/key.pem
@@ -64,15 +65,36 @@ userdb {{
   args = home={base}/mail/%u
 }}
 
+# Without this, anvil's auth penalty delays every login from 127.0.0.1 by up to 15 s
+# after a test's deliberate wrong password: an unconnectable socket turns it off.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = 127.0.0.1, {no_move_host}, {minimal_host}
     port = {port}
   }}
   inet_listener imaps {{
     address = 127.0.0.1
     port = {imaps_port}
     ssl = yes
+  }}
+}}
+
+# The same server, reached on other loopback addresses, advertises fewer extensions, so
+# tests can drive a client's fallbacks (COPY instead of MOVE, no IDLE, no UIDPLUS).
+local {no_move_host} {{
+  protocol imap {{
+    imap_capability = IMAP4rev1 IDLE UIDPLUS UNSELECT
+  }}
+}}
+local {minimal_host} {{
+  protocol imap {{
+    imap_capability = IMAP4rev1
   }}
 }}
 """
@@ -86,6 +108,10 @@ class DovecotServer:
     """
 
     host = "127.0.0.1"
+    no_move_host = "127.0.0.2"
+    """Same port and mail, but the capability list has IDLE and UIDPLUS and lacks MOVE."""
+    minimal_host = "127.0.0.3"
+    """Same port and mail, advertising plain IMAP4rev1 only (no MOVE, UIDPLUS or IDLE)."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -121,6 +147,8 @@ class DovecotServer:
                 password=SHARED_PASSWORD,
                 port=self.port,
                 imaps_port=self.imaps_port,
+                no_move_host=self.no_move_host,
+                minimal_host=self.minimal_host,
             )
         )
 
@@ -162,7 +190,7 @@ class DovecotServer:
         if process is None:
             return
         group = process.pid  # start_new_session: the master leads its own group
-        process.send_signal(signal.SIGTERM)
+        _signal_group(group, signal.SIGTERM)  # children too, while the master can reap them
         try:
             process.wait(timeout=SHUTDOWN_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -254,6 +282,12 @@ class DovecotServer:
                 )
             ):
                 entry.unlink()
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    """Send `sig` to a process group that may already be gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, sig)
 
 
 def _end_process_group(group: int) -> None:
