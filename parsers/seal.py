@@ -295,6 +295,7 @@ def check_seal(reader: PdfReader, pages: Sequence[Any], deadline: Deadline) -> S
     if signature_with_appearance(reader):
         return SealCheck("present", "The PDF has a signature field with a visible appearance.")
     undecodable = 0
+    visited_forms: set[int] = set()  # each Form XObject is scanned once, however often painted
     for page_number, page in enumerate(pages, start=1):
         if deadline.passed():
             problems.append(_budget_problem(deadline))
@@ -310,7 +311,9 @@ def check_seal(reader: PdfReader, pages: Sequence[Any], deadline: Deadline) -> S
         except Exception as exc:  # pypdf raises many types on hostile streams
             problems.append(Problem("pdf_content_unreadable", f"Page {page_number}: {exc}"))
             contents = None
-        if contents is not None and _vector_seal(contents.operations, resources, reader, 0):
+        if contents is not None and _vector_seal(
+            contents.operations, resources, reader, 0, visited_forms
+        ):
             return SealCheck(
                 "present",
                 f"Page {page_number} draws a red round mark in vector graphics.",
@@ -365,6 +368,7 @@ def _vector_seal(
     resources: Any,
     reader: PdfReader,
     depth: int,
+    visited_forms: set[int],
 ) -> bool:
     """Look for a red round path in a content stream and the Form XObjects it paints."""
     if len(operations) > MAX_CONTENT_OPERATIONS:
@@ -382,11 +386,16 @@ def _vector_seal(
             continue
         form = xobjects.get(operands[0])
         form = form.get_object() if form is not None else None
-        if isinstance(form, StreamObject) and form.get("/Subtype") == "/Form":
+        if (
+            isinstance(form, StreamObject)
+            and form.get("/Subtype") == "/Form"
+            and id(form) not in visited_forms
+        ):
+            visited_forms.add(id(form))
             inner = ContentStream(form, reader).operations
             inner_resources = form.get("/Resources")
             inner_resources = inner_resources.get_object() if inner_resources else resources
-            if _vector_seal(inner, inner_resources, reader, depth + 1):
+            if _vector_seal(inner, inner_resources, reader, depth + 1, visited_forms):
                 return True
     return False
 

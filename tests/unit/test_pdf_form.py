@@ -300,3 +300,22 @@ def test_image_declaring_a_huge_size_is_not_decoded_and_seal_is_unknown() -> Non
 
     assert form.seal == "unknown"
     assert "could not be decoded" in form.seal_evidence
+
+
+def test_pdf_declaring_too_many_objects_is_refused_with_a_parse_error() -> None:
+    data = written(blank_pdf_writer())
+    hostile = data.replace(b"/Size ", b"/Size 99999999", 1)
+
+    with pytest.raises(ParseError, match="objects"):
+        read_pdf_form(hostile, "huge.pdf")
+
+
+def test_damaged_pdf_without_a_visible_seal_is_unknown_rather_than_absent() -> None:
+    data = image_pdf(page_with_black_text())
+    start = data.rindex(b"startxref") + len(b"startxref\n")
+    damaged = data[:start] + b"999" + data[start:]
+
+    form = read_pdf_form(damaged, "damaged.pdf")
+
+    assert form.seal == "unknown"
+    assert "pdf_irregular" in [problem.code for problem in form.problems]
