@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
-from typing import Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
@@ -675,6 +675,11 @@ def received_date(header_block: bytes) -> datetime | None:
         if aware is not None:
             return aware
     return None
+
+
+if TYPE_CHECKING:  # both sources must keep satisfying the seam the pipeline relies on
+    _imap_satisfies_protocol: type[Mailbox] = ImapMailbox
+    _directory_satisfies_protocol: type[Mailbox] = DirectoryMailbox
 
 
 __all__ = [
