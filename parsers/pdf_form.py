@@ -19,7 +19,7 @@ from pypdf import PasswordType, PdfReader
 from pypdf.generic import DictionaryObject
 
 from config.errors import ParseError
-from parsers.labels import UNIT_FIELD_LABELS, case_column_for
+from parsers.labels import SEAL_WORDS, UNIT_FIELD_LABELS, case_column_for
 from parsers.model import PdfForm, Problem
 from parsers.seal import Deadline, SealCheck, check_seal
 
@@ -30,7 +30,9 @@ MIN_TEXT_CHARS = 10
 #: Content streams bigger than this (decoded bytes) are not text-extracted.
 MAX_CONTENT_BYTES = 20_000_000
 
-_SEAL_MARKERS = re.compile(r"[（(]\s*盖\s*章\s*[）)]")
+_SEAL_MARKERS = re.compile(
+    r"[（(]\s*(?:" + "|".join(r"\s*".join(word) for word in SEAL_WORDS) + r")\s*[）)]"
+)
 _CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u9fff\uff00-\uffef])")
 _MAX_PROBLEMS_FROM_LOG = 5
 #: Rough width of a CJK header character in points, to find where a header cell ends.
