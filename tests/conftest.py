@@ -10,7 +10,6 @@ import pytest
 from tests.support.services import services_required
 
 pytest_plugins = [
-    "tests.support.services",
     "tests.support.smtp_sink",
     "tests.support.dovecot",
     "tests.support.database",
