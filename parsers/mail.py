@@ -421,7 +421,7 @@ class _MessageReader:
                 self._append_attachment(
                     inner.filename, inner.data, "application/octet-stream", inner.container
                 )
-            if unpacked.complete:
+            if unpacked.complete and unpacked.files:
                 return
         self._append_attachment(filename, data, content_type, container)
 
