@@ -162,7 +162,7 @@ def _qualifiers_conflict(first: str, second: str) -> bool:
     )
 
 
-def _similarity(first: str, second: str) -> tuple[float, bool]:
+def _similarity(first: str, second: str, *, unexplained_cost: float) -> tuple[float, bool]:
     """Similarity of two keys, and whether the shorter lies in order inside the longer.
 
     People drop words (a prefix, 有限公司, (一期)) far more often than they change them, so
@@ -177,14 +177,15 @@ def _similarity(first: str, second: str) -> tuple[float, bool]:
     common = LCSseq.similarity(first, second)
     unexplained = shorter - common
     coverage = common / longer
-    return max(0.0, 100.0 - 40.0 * (1.0 - coverage) - 10.0 * unexplained), unexplained == 0
+    score = 100.0 - 40.0 * (1.0 - coverage) - unexplained_cost * unexplained
+    return max(0.0, score), unexplained == 0
 
 
 def _title_score(form_key: str, record_key: str) -> tuple[float, str]:
     """Title similarity with its evidence string."""
     if not form_key:
         return 0.0, "no title on the form"
-    score, contained = _similarity(form_key, record_key)
+    score, contained = _similarity(form_key, record_key, unexplained_cost=10.0)
     if score == 100.0:
         return score, "title 100"
     if _qualifiers_conflict(form_key, record_key):
@@ -201,11 +202,10 @@ def _applicant_score(form_key: str, form_core: str, record: _Record) -> tuple[fl
         return 100.0, "applicant 100"
     if form_core == record.applicant_core:
         return 100.0, "applicant 100 (core)"
-    full, _ = _similarity(form_key, record.applicant_key)
-    core, _ = _similarity(form_core, record.applicant_core)
-    if core > full:
-        return core, f"applicant {core:.0f} (core)"
-    return full, f"applicant {full:.0f}"
+    # Cores only: shared legal forms (股份有限公司) would make any two companies look alike.
+    # A changed character of a name costs more than in a title: it is another company.
+    core, _ = _similarity(form_core, record.applicant_core, unexplained_cost=15.0)
+    return core, f"applicant {core:.0f} (core)"
 
 
 def _display(score: float) -> float:
@@ -253,16 +253,13 @@ class SubmissionIndex:
     ) -> list[RowMatch]:
         """Decide each row of one form; `unit` is the form's recommending unit.
 
-        `taken` maps refs already linked on other recommendations to that recommendation's
-        id: such a match stands (two units may recommend one case) but carries a warning.
-        Two rows of this form never claim the same submission.
+        `taken` maps refs that other rows of this form already hold (staff decisions) to
+        those rows' numbers; they always keep them. Two rows never claim one submission: the
+        loser becomes ambiguous with a warning, it does not silently move to its runner-up.
         """
         decisions = [self._match_row(row, unit=unit, thresholds=thresholds) for row in rows]
-        decisions = _resolve_claims(decisions)
-        if taken:
-            taken_keys = {normalize_ref(ref): holder for ref, holder in taken.items()}
-            decisions = [_warn_if_taken(decision, taken_keys) for decision in decisions]
-        return decisions
+        held = {normalize_ref(ref): holder for ref, holder in (taken or {}).items()}
+        return _resolve_claims(decisions, held)
 
     # --- one row ---------------------------------------------------------------------
 
@@ -388,15 +385,21 @@ class SubmissionIndex:
             )
         best_item = scored[0]
         runner_up = scored[1] if len(scored) > 1 else None
-        lead = best_item.score - runner_up.score if runner_up else 100.0
         runner_up_note = (
             (f"runner-up {runner_up.ref} at {runner_up.score:.0f}",) if runner_up else ()
         )
-        if (
-            best_item.score >= thresholds.accept
-            and best_item.eligible
-            and lead >= thresholds.margin
-        ):
+        # A runner-up within the margin blocks the match unless its own title is clearly
+        # worse: an exact title is not made doubtful by another case of the same applicant.
+        rival = next(
+            (
+                item
+                for item in scored[1:]
+                if best_item.score - item.score < thresholds.margin
+                and best_item.title - item.title < 2 * thresholds.margin
+            ),
+            None,
+        )
+        if best_item.score >= thresholds.accept and best_item.eligible and rival is None:
             return RowMatch(
                 row=row.row,
                 method="name",
@@ -406,10 +409,10 @@ class SubmissionIndex:
                 evidence=(*best_item.evidence, *runner_up_note),
                 warnings=best_item.warnings,
             )
-        if best_item.score >= thresholds.accept and best_item.eligible:
+        if rival is not None:
             reason = (
-                f"{best_item.ref} ({best_item.score:.0f}) and {runner_up.ref if runner_up else ''} "
-                f"({runner_up.score if runner_up else 0:.0f}) are too close: staff decide"
+                f"{best_item.ref} ({best_item.score:.0f}) and {rival.ref} ({rival.score:.0f}) "
+                "are too close: staff decide"
             )
         else:
             reason = (
@@ -474,47 +477,35 @@ class SubmissionIndex:
         return self._unit_cache[key]
 
 
-def _resolve_claims(decisions: list[RowMatch]) -> list[RowMatch]:
-    """Let one row keep each submission: a ref beats a name, then the higher score, then order."""
+def _resolve_claims(decisions: list[RowMatch], held: Mapping[str, int]) -> list[RowMatch]:
+    """Let one row keep each submission: a held claim first, then a ref over a name, then
+    the higher score, then the earlier row (equal rows describe the same case)."""
     claimants: dict[str, list[int]] = {}
     for position, decision in enumerate(decisions):
         if decision.submission_ref is not None:
             claimants.setdefault(decision.submission_ref, []).append(position)
     resolved = list(decisions)
     for ref, positions in claimants.items():
-        if len(positions) < 2:
+        holder = held.get(normalize_ref(ref))
+        if holder is None and len(positions) < 2:
             continue
         ranked = sorted(
             positions,
             key=lambda position: (decisions[position].method != "ref", -decisions[position].score),
         )
-        winner = decisions[ranked[0]]
-        for position in ranked[1:]:
+        if holder is None:
+            holder = decisions[ranked[0]].row
+            ranked = ranked[1:]
+        for position in ranked:
             loser = decisions[position]
-            candidates = loser.candidates or ((ref, loser.score),)
             resolved[position] = replace(
                 loser,
                 method="ambiguous",
                 submission_ref=None,
-                candidates=candidates,
+                candidates=loser.candidates or ((ref, loser.score),),
                 warnings=(
                     *loser.warnings,
-                    f"{ref} is already claimed by row {winner.row} of this form: staff decide",
+                    f"{ref} is already claimed by row {holder} of this form: staff decide",
                 ),
             )
     return resolved
-
-
-def _warn_if_taken(decision: RowMatch, taken: Mapping[str, int]) -> RowMatch:
-    if decision.submission_ref is None:
-        return decision
-    holder = taken.get(normalize_ref(decision.submission_ref))
-    if holder is None:
-        return decision
-    return replace(
-        decision,
-        warnings=(
-            *decision.warnings,
-            f"{decision.submission_ref} is also matched on recommendation {holder}",
-        ),
-    )
