@@ -76,11 +76,46 @@ PUBLIC_WEBMAIL = frozenset(
 """Registrable domains of public webmail: a shared one says nothing about the organisation."""
 
 # Second-level labels under which organisations register (example.com.cn, example.js.cn).
-_SECOND_LEVEL = frozenset(
-    "com net org gov edu ac mil co".split()
-    # provincial second-level domains under .cn
-    + "bj tj he sx nm ln jl hl sh js zj ah fj jx sd ha hb hn gd gx hi cq sc gz yn xz sn gs qh"
-    " nx xj tw hk mo".split()
+_CHINA_PROVINCE_LABELS = frozenset(
+    {
+        "bj",
+        "tj",
+        "he",
+        "sx",
+        "nm",
+        "ln",
+        "jl",
+        "hl",
+        "sh",
+        "js",
+        "zj",
+        "ah",
+        "fj",
+        "jx",
+        "sd",
+        "ha",
+        "hb",
+        "hn",
+        "gd",
+        "gx",
+        "hi",
+        "cq",
+        "sc",
+        "gz",
+        "yn",
+        "xz",
+        "sn",
+        "gs",
+        "qh",
+        "nx",
+        "xj",
+        "tw",
+        "hk",
+        "mo",
+    }
+)
+_SECOND_LEVEL = (
+    frozenset({"com", "net", "org", "gov", "edu", "ac", "mil", "co"}) | _CHINA_PROVINCE_LABELS
 )
 # Reserved test domains (RFC 2606) stand in for real ones in samples: qq.example is webmail.
 _TEST_TOP_LEVEL = frozenset({"example", "test", "invalid", "localhost"})
