@@ -27,7 +27,7 @@ def normalize_text(value: str) -> str:
 
     Letters and digits of every script survive, so Chinese text compares as written.
     """
-    folded = unicodedata.normalize("NFKC", value).casefold()
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKD", value).casefold())
     return "".join(character for character in folded if character.isalnum())
 
 
