@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
 
 from parsers.classify import MessageFacts, classify, find_large_attachment_links
 from parsers.mail import parse_message
-from parsers.model import Attachment
+from parsers.model import Attachment, AttachmentKind
 from tests.unit.test_mail_parsing import html_part, message, multipart, text_part
 
 QQ_BIG_ATTACHMENT_HTML = """
@@ -43,22 +46,23 @@ NETEASE_BOILERPLATE_ONLY = """
 """
 
 
-def facts(**overrides) -> MessageFacts:
-    values = {
-        "headers": {},
-        "sender": "unit@example.cn",
-        "subject": "推荐表",
-        "content_type": "text/plain",
-        "report_type": None,
-        "text": "",
-        "html": "",
-        "attachments": [],
-    }
-    values.update(overrides)
-    return MessageFacts(**values)
+BASE_FACTS = MessageFacts(
+    headers={},
+    sender="unit@example.cn",
+    subject="推荐表",
+    content_type="text/plain",
+    report_type=None,
+    text="",
+    html="",
+    attachments=[],
+)
 
 
-def form(kind: str) -> Attachment:
+def facts(**overrides: Any) -> MessageFacts:
+    return replace(BASE_FACTS, **overrides)
+
+
+def form(kind: AttachmentKind) -> Attachment:
     return Attachment("f", "f", "application/octet-stream", b"", "0" * 64, kind=kind)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from parsers.containers import InflationBudget, Limits, unpack_tnef, unpack_zip
+from parsers.containers import InflationBudget, Limits, Unpacked, unpack_tnef, unpack_zip
 from parsers.filenames import sanitize_filename
 
 MIMEKIT_TNEF = Path("/work/shared/corpus/realworld/mimekit/tnef")
@@ -27,23 +27,14 @@ def zip_bytes(entries: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLA
 
 def zip_with_gbk_names(entries: dict[str, bytes]) -> bytes:
     """A zip whose entry names are GBK bytes without the UTF-8 flag (Windows' built-in zip)."""
-    placeholders = {}
+    gbk_by_placeholder: dict[str, bytes] = {}
     for number, name in enumerate(entries):
         encoded = name.encode("gbk")
-        placeholder = f"{number:0{len(encoded)}d}"
-        placeholders[placeholder.encode("ascii")] = encoded
-    data = zip_bytes(
-        dict(
-            zip(
-                (placeholder.decode("ascii") for placeholder in placeholders),
-                entries.values(),
-                strict=True,
-            )
-        )
-    )
-    for placeholder, encoded in placeholders.items():
-        data = data.replace(placeholder, encoded)
-    return data
+        gbk_by_placeholder[f"{number:0{len(encoded)}d}"] = encoded
+    archive = zip_bytes(dict(zip(gbk_by_placeholder, entries.values(), strict=True)))
+    for placeholder, encoded in gbk_by_placeholder.items():
+        archive = archive.replace(placeholder.encode("ascii"), encoded)
+    return archive
 
 
 def mark_entries_encrypted(data: bytes) -> bytes:
@@ -65,7 +56,7 @@ def nested_zip_bomb(*, leaf_bytes: int = 20 * MIB, fan_out: int = 4, levels: int
     return layer
 
 
-def unpack(data: bytes, name: str = "材料.zip", limits: Limits | None = None):
+def unpack(data: bytes, name: str = "材料.zip", limits: Limits | None = None) -> Unpacked:
     limits = limits or Limits()
     return unpack_zip(data, name, limits=limits, budget=InflationBudget(limits.max_inflated_bytes))
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,11 +124,12 @@ def raw_file_part(data: bytes, raw_params: bytes) -> bytes:
     )
 
 
-def _truth_messages() -> list[dict]:
+def _truth_messages() -> list[dict[str, Any]]:
     truth = SAMPLES / "truth.json"
     if not truth.is_file():
         return []
-    return json.loads(truth.read_text(encoding="utf-8"))["messages"]
+    messages: list[dict[str, Any]] = json.loads(truth.read_text(encoding="utf-8"))["messages"]
+    return messages
 
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples folder not present")
