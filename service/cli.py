@@ -60,8 +60,11 @@ def settings() -> Settings:
 def build_app() -> Any:
     """Bootstrap the application (imported late: `--help` stays fast)."""
     from service.bootstrap import bootstrap
+    from service.db import require_schema
 
-    return bootstrap(settings(), log=lambda line: logging.getLogger("intake").info(line))
+    application = bootstrap(settings(), log=lambda line: logging.getLogger("intake").info(line))
+    require_schema(application.engine)
+    return application
 
 
 def run(action: Callable[[], T]) -> T:
@@ -137,11 +140,9 @@ def poll_command(
     """Fetch new mail, archive, parse, record, pair, match and queue mail."""
 
     def body() -> int:
-        from service.db import upgrade_schema
         from service.ingest import poll
 
         application = build_app()
-        upgrade_schema(application.engine)
         with _progress() as progress:
             task = progress.add_task("fetching", total=None)
             report = poll(
@@ -241,7 +242,7 @@ def results_import(
     """Record staff decisions and queue result mail."""
 
     def body() -> None:
-        from service.imports import import_results
+        from service.results import import_results
 
         report = import_results(build_app(), file, resend_changed=resend_changed)
         out.print(

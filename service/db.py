@@ -13,6 +13,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from config.errors import StorageError
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -62,6 +64,25 @@ def schema_revision(engine: sa.Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def require_schema(engine: sa.Engine) -> None:
+    """Raise a StorageError saying what to run when the schema is missing or behind."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    try:
+        current = schema_revision(engine)
+    except sa.exc.OperationalError as exc:
+        raise StorageError(
+            f"cannot open the database {engine.url.render_as_string()}: "
+            f"{str(exc.orig).strip()} — check database.url"
+        ) from exc
+    if current != head:
+        raise StorageError(
+            f"the database {engine.url.render_as_string()} is at schema {current or 'none'}, "
+            f"not {head}: run `intake db upgrade`"
+        )
 
 
 @contextmanager

@@ -9,18 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from config.errors import ParseError
-from notifications.contexts import ResultNotice
 from parsers.model import SubmissionRecord
-from parsers.results import read_results
 from parsers.submissions import read_submissions
 from service.archive import sha256_hex
 from service.bootstrap import App
-from service.models import CaseRow, ImportRun, Recommendation, Submission
-from service.outbox import queue_mail
+from service.models import ImportRun, Submission
 from service.reconcile import reconcile
 
 FIELDS = (
@@ -56,7 +52,7 @@ class ImportReport:
 
 def import_submissions(app: App, path: Path, *, withdraw_missing: bool = True) -> ImportReport:
     """Upsert one export file; raises ParseError when the file cannot be read at all."""
-    data = _read(path)
+    data = read_file(path)
     export = read_submissions(
         data,
         path.name,
@@ -75,7 +71,9 @@ def import_submissions(app: App, path: Path, *, withdraw_missing: bool = True) -
             values = _values(record)
             current = existing.get(record.ref)
             if current is None:
-                session.add(Submission(ref=record.ref, imported_at=now, **values))
+                session.add(
+                    Submission.model_validate({"ref": record.ref, "imported_at": now, **values})
+                )
                 report.added.append(record.ref)
                 continue
             differs = any(getattr(current, name) != value for name, value in values.items())
@@ -118,97 +116,10 @@ def _values(record: SubmissionRecord) -> dict[str, object]:
     return {name: getattr(record, name) for name in FIELDS}
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
         raise ParseError(
             f"{path}: cannot read the file ({exc.strerror})", filename=str(path)
         ) from exc
-
-
-def import_results(app: App, path: Path, *, resend_changed: bool = False) -> ImportReport:
-    """Record staff decisions and queue one result mail per submission (corrections on request)."""
-    data = _read(path)
-    decisions = read_results(data, path.name)
-    report = ImportReport(filename=str(path))
-    report.rejected = [f"row {row.row_number}: {row.reason}" for row in decisions.rejected]
-    now = app.clock()
-    with Session(app.engine) as session:
-        for decision in decisions.decisions:
-            submission = session.get(Submission, decision.ref)
-            if submission is None:
-                report.rejected.append(f"row {decision.row_number}: no submission {decision.ref}")
-                continue
-            previous = submission.result
-            if previous == decision.result and (submission.result_note or None) == (
-                decision.note or None
-            ):
-                report.unchanged.append(decision.ref)
-                continue
-            correction = previous is not None
-            submission.result = decision.result
-            submission.result_note = decision.note
-            session.add(submission)
-            (report.changed if correction else report.added).append(decision.ref)
-            if correction and not resend_changed:
-                report.warnings.append(
-                    f"{decision.ref}: decision changed from {previous} to {decision.result}; "
-                    "no correction sent (use --resend-changed)"
-                )
-                continue
-            if not submission.email:
-                report.warnings.append(f"{decision.ref}: no e-mail address; no result mail")
-                continue
-            cc = (
-                _unit_contact(session, submission.ref)
-                if app.settings.campaign.results_copy_unit
-                else []
-            )
-            context = ResultNotice(
-                campaign_name=app.settings.campaign.name,
-                submission_ref=submission.ref,
-                submission_title=submission.title,
-                applicant=submission.applicant,
-                contact_name=submission.contact,
-                result=decision.result,
-                note=decision.note,
-                correction=correction,
-            )
-            key = f"result:{submission.ref}:{decision.result}:{submission.email.lower()}"
-            if (
-                queue_mail(
-                    app,
-                    session,
-                    key=key,
-                    context=context,
-                    to=[submission.email],
-                    cc=cc,
-                    submission_ref=submission.ref,
-                )
-                is not None
-            ):
-                report.queued += 1
-        session.add(
-            ImportRun(
-                kind="results",
-                filename=path.name,
-                sha256=sha256_hex(data),
-                added=len(report.added),
-                changed=len(report.changed),
-                unchanged=len(report.unchanged),
-                rejected=len(report.rejected),
-                created_at=now,
-            )
-        )
-        session.commit()
-    return report
-
-
-def _unit_contact(session: Session, ref: str) -> list[str]:
-    row = session.exec(
-        select(Recommendation.contact_email)
-        .join(CaseRow, CaseRow.recommendation_id == Recommendation.id)  # type: ignore[arg-type]
-        .where(CaseRow.submission_ref == ref, Recommendation.current == sa.true())
-    ).first()
-    return [row] if row else []

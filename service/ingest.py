@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from config.errors import MailboxError
 from service.bootstrap import App
@@ -193,8 +193,8 @@ def _archive_batch(
             row.sha256: row
             for row in session.exec(
                 select(Message).where(
-                    Message.account == mailbox.account,
-                    Message.sha256.in_(digests),  # type: ignore[attr-defined]
+                    col(Message.account) == mailbox.account,
+                    col(Message.sha256).in_(digests),
                 )
             ).all()
         }
@@ -341,7 +341,7 @@ def last_poll(engine: sa.Engine) -> PollCursor | None:
     """The most recently polled cursor, for status and health."""
     with Session(engine) as session:
         return session.exec(
-            select(PollCursor).order_by(PollCursor.last_poll_at.desc())  # type: ignore[union-attr]
+            select(PollCursor).order_by(col(PollCursor.last_poll_at).desc())
         ).first()
 
 

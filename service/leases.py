@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from service.models import Lease
 
@@ -45,7 +45,9 @@ def take_lease(engine: sa.Engine, name: str, *, now: datetime, ttl: timedelta) -
 def release_lease(engine: sa.Engine, name: str) -> None:
     """Give the lease back if we hold it."""
     with Session(engine) as session:
-        session.execute(sa.delete(Lease).where(sa.and_(Lease.name == name, Lease.holder == HOLDER)))
+        session.execute(
+            sa.delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == HOLDER)
+        )
         session.commit()
 
 

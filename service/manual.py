@@ -56,7 +56,7 @@ def record_manual_decision(
             matches = session.exec(
                 select(Attachment).where(
                     Attachment.kind == "form_pdf",
-                    Attachment.sha256.startswith(attachment or "-"),  # type: ignore[union-attr]
+                    Attachment.sha256.startswith(attachment or "-"),
                 )
             ).all()
             if len({item.sha256 for item in matches}) != 1:

@@ -14,20 +14,33 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from config.errors import DeliveryError, IntakeError
 from notifications.contexts import (
+    ApplicantEvent,
     ApplicantReceipt,
+    AttachmentKind,
     CaseLine,
     LinkedFile,
     MailContext,
+    MailKind,
+    MatchKind,
+    ReceiptMessageKind,
     ReceivedFile,
+    Seal,
     UnitReceipt,
     kind_of,
 )
-from notifications.message import MailAttachment, OutgoingMail, build_message, make_message_id
+from notifications.message import (
+    AutoSubmitted,
+    MailAttachment,
+    OutgoingMail,
+    build_message,
+    make_message_id,
+)
 from notifications.render import RenderedMail
 from service.bootstrap import App
 from service.db import is_postgres
@@ -171,13 +184,15 @@ def unit_receipt_context(
 ) -> UnitReceipt:
     """What the unit receipt tells the sender about their message."""
     attachments = session.exec(
-        select(Attachment).where(Attachment.message_pk == message.id).order_by(Attachment.position)  # type: ignore[arg-type]
+        select(Attachment)
+        .where(col(Attachment.message_pk) == message.id)
+        .order_by(col(Attachment.position))
     ).all()
     files = [
         ReceivedFile(
             filename=item.filename,
-            kind=item.kind,  # type: ignore[arg-type]
-            seal=item.seal if item.kind == "form_pdf" else None,  # type: ignore[arg-type]
+            kind=cast(AttachmentKind, item.kind),
+            seal=cast(Seal, item.seal) if item.kind == "form_pdf" else None,
         )
         for item in attachments
     ]
@@ -188,15 +203,15 @@ def unit_receipt_context(
         titles = {sub.ref: sub.title for sub in session.exec(select(Submission)).all()}
         for row in session.exec(
             select(CaseRow)
-            .where(CaseRow.recommendation_id == recommendation.id)
-            .order_by(CaseRow.row)  # type: ignore[arg-type]
+            .where(col(CaseRow.recommendation_id) == recommendation.id)
+            .order_by(col(CaseRow.row))
         ).all():
             cases.append(
                 CaseLine(
                     row=row.row,
                     title=row.title,
                     applicant=row.applicant,
-                    match=row.match,  # type: ignore[arg-type]
+                    match=cast(MatchKind, row.match),
                     submission_ref=row.submission_ref,
                     submission_title=titles.get(row.submission_ref or ""),
                 )
@@ -223,7 +238,7 @@ def unit_receipt_context(
         received_at=message.received_at,
         late=message.late,
         message_subject=message.subject,
-        message_kind=kind,  # type: ignore[arg-type]
+        message_kind=cast(ReceiptMessageKind, kind),
         sender_name=message.sender_name or message.sender,
         attachments=files,
         unit=recommendation.unit if recommendation else None,
@@ -247,9 +262,9 @@ def queue_applicant_receipts(
     queued = 0
     rows = session.exec(
         select(CaseRow).where(
-            CaseRow.recommendation_id == recommendation.id,
-            CaseRow.submission_ref.is_not(None),  # type: ignore[union-attr]
-            CaseRow.match.in_(["ref", "name", "manual"]),  # type: ignore[attr-defined]
+            col(CaseRow.recommendation_id) == recommendation.id,
+            col(CaseRow.submission_ref).is_not(None),
+            col(CaseRow.match).in_(["ref", "name", "manual"]),
         )
     ).all()
     for row in rows:
@@ -268,7 +283,7 @@ def queue_applicant_receipts(
             applicant=submission.applicant,
             contact_name=submission.contact,
             unit=recommendation.unit,
-            event=event,  # type: ignore[arg-type]
+            event=cast(ApplicantEvent, event),
             complete=recommendation.complete,
             missing=missing,
         )
@@ -313,12 +328,12 @@ class DeliveryReport:
 def _claim_next(session: Session, app: App, now: datetime, skip: set[int]) -> Outbox | None:
     query = (
         select(Outbox)
-        .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
-        .order_by(Outbox.id)  # type: ignore[arg-type]
+        .where(col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= now)
+        .order_by(col(Outbox.id))
         .limit(1)
     )
     if skip:
-        query = query.where(Outbox.id.not_in(skip))  # type: ignore[union-attr]
+        query = query.where(col(Outbox.id).not_in(skip))
     if is_postgres(app.engine):
         query = query.with_for_update(skip_locked=True)
     return session.exec(query).first()
@@ -334,13 +349,13 @@ def _to_outgoing(app: App, row: Outbox) -> OutgoingMail:
         for item in row.attachments
     ]
     return OutgoingMail(
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=cast(MailKind, row.kind),
         to=row.recipients,
         cc=row.cc,
         rendered=RenderedMail(subject=row.subject, text=row.text_body, html=row.html_body),
         in_reply_to=row.in_reply_to,
         references=row.references,
-        auto_submitted=row.auto_submitted,  # type: ignore[arg-type]
+        auto_submitted=cast(AutoSubmitted, row.auto_submitted),
         attachments=attachments,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from parsers.model import PdfForm, WordForm
 from parsers.normalize import normalize_unit, units_match
@@ -83,8 +83,8 @@ def _unit_from_history(session: Session, sender: str) -> str | None:
         return None
     earlier = session.exec(
         select(Recommendation)
-        .where(Recommendation.sender == sender)
-        .order_by(Recommendation.id.desc())  # type: ignore[union-attr]
+        .where(col(Recommendation.sender) == sender)
+        .order_by(col(Recommendation.id).desc())
     ).first()
     return earlier.unit if earlier else None
 
@@ -189,9 +189,9 @@ def _attach_best_pdf(
         return
     waiting = session.exec(
         select(Attachment, Message)
-        .join(Message, Message.id == Attachment.message_pk)  # type: ignore[arg-type]
-        .where(Attachment.kind == "form_pdf", Attachment.placed == sa.false())
-        .order_by(Message.received_at, Attachment.id)  # type: ignore[arg-type]
+        .join(Message, col(Message.id) == col(Attachment.message_pk))
+        .where(col(Attachment.kind) == "form_pdf", col(Attachment.placed) == sa.false())
+        .order_by(col(Message.received_at), col(Attachment.id))
     ).all()
     if not waiting:
         return
@@ -219,8 +219,8 @@ def _place_lone_pdf(session: Session, message: Message, pdf: PdfInput) -> Recomm
     """Place a PDF that came without a Word form onto a recommendation still lacking one."""
     open_recommendations = session.exec(
         select(Recommendation).where(
-            Recommendation.current == sa.true(),
-            Recommendation.pdf_attachment_id.is_(None),  # type: ignore[union-attr]
+            col(Recommendation.current) == sa.true(),
+            col(Recommendation.pdf_attachment_id).is_(None),
         )
     ).all()
     for recommendation in open_recommendations:
@@ -274,17 +274,17 @@ def _manual_pdf(session: Session, recommendation: Recommendation) -> Attachment 
         select(ManualDecision)
         .where(
             ManualDecision.kind == "pdf",
-            ManualDecision.unit_key == recommendation.unit_key,
-            ManualDecision.version == recommendation.version,
+            col(ManualDecision.unit_key) == recommendation.unit_key,
+            col(ManualDecision.version) == recommendation.version,
         )
-        .order_by(ManualDecision.id.desc())  # type: ignore[union-attr]
+        .order_by(col(ManualDecision.id).desc())
     ).first()
     if decision is None or decision.attachment_sha256 is None:
         return None
     return session.exec(
         select(Attachment)
-        .where(Attachment.sha256 == decision.attachment_sha256)
-        .order_by(Attachment.id)  # type: ignore[arg-type]
+        .where(col(Attachment.sha256) == decision.attachment_sha256)
+        .order_by(col(Attachment.id))
     ).first()
 
 

@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from config.errors import IntakeError, ParseError
 from parsers.mail import parse_message
@@ -44,9 +44,9 @@ def process_pending(app: App, *, limit: int | None = None) -> ProcessCounts:
     counts = ProcessCounts()
     with Session(app.engine) as session:
         pending = session.exec(
-            select(Message.id)
-            .where(Message.status == "pending")
-            .order_by(Message.received_at, Message.id)  # type: ignore[arg-type]
+            select(col(Message.id))
+            .where(col(Message.status) == "pending")
+            .order_by(col(Message.received_at), col(Message.id))
         ).all()
     for position, message_pk in enumerate(pending):
         if limit is not None and position >= limit:
@@ -230,7 +230,7 @@ def rebuild_all(app: App) -> ProcessCounts:
         session.execute(sa.delete(Attachment))
         session.execute(
             sa.update(Message)
-            .where(Message.downloaded == sa.true())
+            .where(col(Message.downloaded) == sa.true())
             .values(status="pending", problems=[], details={})
         )
         session.commit()

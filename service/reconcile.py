@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from service.bootstrap import App
 from service.matching import Candidate, RowToMatch, SubmissionIndex, Thresholds
@@ -77,7 +77,9 @@ def _match_rows(
     session: Session, recommendation: Recommendation, index: SubmissionIndex, thresholds: Thresholds
 ) -> None:
     rows = session.exec(
-        select(CaseRow).where(CaseRow.recommendation_id == recommendation.id).order_by(CaseRow.row)  # type: ignore[arg-type]
+        select(CaseRow)
+        .where(col(CaseRow.recommendation_id) == recommendation.id)
+        .order_by(col(CaseRow.row))
     ).all()
     manual = {
         decision.row: decision
@@ -85,17 +87,17 @@ def _match_rows(
             select(ManualDecision)
             .where(
                 ManualDecision.kind == "row",
-                ManualDecision.unit_key == recommendation.unit_key,
-                ManualDecision.version == recommendation.version,
+                col(ManualDecision.unit_key) == recommendation.unit_key,
+                col(ManualDecision.version) == recommendation.version,
             )
-            .order_by(ManualDecision.id)  # type: ignore[arg-type]
+            .order_by(col(ManualDecision.id))
         ).all()
     }
     automatic = [row for row in rows if row.row not in manual]
     taken = {
         decision.submission_ref: decision.row
         for decision in manual.values()
-        if decision.submission_ref is not None
+        if decision.submission_ref is not None and decision.row is not None
     }
     results = index.match_rows(
         [

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from config.settings import Settings
 from service.models import (
@@ -41,7 +41,7 @@ def submission_states(session: Session) -> dict[str, tuple[str, int | None]]:
     }
     best: dict[str, tuple[int, int | None]] = {}
     order = {"complete": 3, "awaiting_pdf": 2, "awaiting_word": 1}
-    for row in session.exec(select(CaseRow).where(CaseRow.submission_ref.is_not(None))):  # type: ignore[union-attr]
+    for row in session.exec(select(CaseRow).where(col(CaseRow.submission_ref).is_not(None))):
         recommendation = recommendations.get(row.recommendation_id)
         if recommendation is None or row.match not in MATCHED or row.submission_ref is None:
             continue
@@ -69,10 +69,12 @@ def submission_states(session: Session) -> dict[str, tuple[str, int | None]]:
 
 def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     """The whole register as plain JSON-ready data."""
-    messages = session.exec(select(Message).order_by(Message.received_at, Message.id)).all()  # type: ignore[arg-type]
+    messages = session.exec(
+        select(Message).order_by(col(Message.received_at), col(Message.id))
+    ).all()
     attachments = session.exec(
-        select(Attachment).order_by(Attachment.message_pk, Attachment.position)
-    ).all()  # type: ignore[arg-type]
+        select(Attachment).order_by(col(Attachment.message_pk), col(Attachment.position))
+    ).all()
     by_message: dict[int, list[Attachment]] = {}
     for attachment in attachments:
         by_message.setdefault(attachment.message_pk, []).append(attachment)
@@ -95,14 +97,16 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         return result
 
     recommendations = session.exec(
-        select(Recommendation).order_by(Recommendation.unit_key, Recommendation.version)  # type: ignore[arg-type]
+        select(Recommendation).order_by(col(Recommendation.unit_key), col(Recommendation.version))
     ).all()
     rows_by_recommendation: dict[int, list[CaseRow]] = {}
-    for row in session.exec(select(CaseRow).order_by(CaseRow.recommendation_id, CaseRow.row)):  # type: ignore[arg-type]
+    for row in session.exec(
+        select(CaseRow).order_by(col(CaseRow.recommendation_id), col(CaseRow.row))
+    ):
         rows_by_recommendation.setdefault(row.recommendation_id, []).append(row)
     states = submission_states(session)
-    submissions = session.exec(select(Submission).order_by(Submission.ref)).all()  # type: ignore[arg-type]
-    outbox = session.exec(select(Outbox).order_by(Outbox.id)).all()  # type: ignore[arg-type]
+    submissions = session.exec(select(Submission).order_by(col(Submission.ref))).all()
+    outbox = session.exec(select(Outbox).order_by(col(Outbox.id))).all()
     placed_pdfs = {row.pdf_attachment_id for row in recommendations if row.pdf_attachment_id}
 
     return {
@@ -240,7 +244,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         ],
         "suppressed": [
             {"address": row.address, "reason": row.reason}
-            for row in session.exec(select(Suppression).order_by(Suppression.address))  # type: ignore[arg-type]
+            for row in session.exec(select(Suppression).order_by(Suppression.address))
         ],
     }
 

@@ -80,7 +80,8 @@ def _plain(value: Any) -> Any:
 def register_workbook(register: dict[str, Any]) -> bytes:
     """Sheets 推荐单位, 案例, 在线申报, 待处理, 邮件 as .xlsx bytes."""
     workbook = Workbook()
-    workbook.remove(workbook.active)  # type: ignore[arg-type]
+    for default_sheet in list(workbook.worksheets):
+        workbook.remove(default_sheet)
     current = [row for row in register["recommendations"]]
     _sheet(
         workbook,

@@ -144,6 +144,7 @@ def test_intake_export_prints_the_register_as_json(tmp_path: Path):
         encoding="utf-8",
     )
     intake = [sys.executable, "-m", "service", "--config", str(config)]
+    subprocess.run([*intake, "db", "upgrade"], check=True, capture_output=True)
     subprocess.run(
         [*intake, "submissions", "import", str(SAMPLES / "submissions.xlsx")],
         check=True,
