@@ -71,7 +71,10 @@ class Thresholds:
     title_weight: float = 0.65
     """Share of the title in the combined score; the applicant has the rest."""
     recommender_boost: float = 4.0
-    """Added when the submission's own 推荐单位 is the unit whose form is being matched."""
+    """Added when the submission's own 推荐单位 is the unit whose form is being matched.
+
+    Title and applicant fill the scale below it: a perfect match of a voluntary submission
+    scores 96 + `voluntary_boost`, one recommended by this unit 100."""
     voluntary_boost: float = 1.0
     """Added for a voluntary submission: a unit may recommend a case submitted voluntarily."""
     other_unit_penalty: float = 4.0
@@ -426,7 +429,7 @@ class SubmissionIndex:
             score=_display(best_item.score),
             candidates=listed,
             evidence=(*best_item.evidence, *runner_up_note),
-            warnings=(reason,),
+            warnings=(reason, *best_item.warnings),
         )
 
     def _score(
@@ -444,6 +447,10 @@ class SubmissionIndex:
             applicant, applicant_evidence = 0.0, "no applicant on the form"
             combined = title - thresholds.missing_applicant_penalty
             eligible = title >= thresholds.title_floor
+        # Title and applicant share the scale below the recommender boost, so that only a
+        # perfect match recommended by this very unit reaches 100 and rankings never tie
+        # at the top.
+        combined *= (100.0 - thresholds.recommender_boost) / 100.0
         evidence = [title_evidence, applicant_evidence]
         warnings: list[str] = []
         candidate = record.candidate
