@@ -275,7 +275,7 @@ class SubmissionIndex:
             by_name = self._match_by_name(row, unit=unit, thresholds=thresholds)
             return replace(
                 by_name,
-                evidence=(f"ref {row.ref.strip() if row.ref else ''} not found", *by_name.evidence),
+                evidence=(f"ref {ref_key} not found", *by_name.evidence),
                 warnings=(
                     f"申报编号 {ref_key} is not in the online export; matched by names instead",
                     *by_name.warnings,
