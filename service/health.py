@@ -186,8 +186,8 @@ def evaluate(app: App, facts: HealthFacts, account: str, folder: str) -> tuple[b
         return False, [f"FAIL database: unreachable: {facts.database_error}"]
     if facts.revision != facts.head:
         return False, [
-            f"FAIL database: schema at revision {facts.revision or 'none'}, this intake needs "
-            f"{facts.head}: run `intake db upgrade`"
+            f"FAIL database: schema at revision {facts.revision or 'none'}, this intake expects "
+            f"{facts.head}: run `intake db upgrade` (or upgrade intake if the database is newer)"
         ]
     lines = [f"ok   database: schema at revision {facts.revision} (newest)"]
     allowed_gap = app.settings.mailbox.unreachable_after + app.settings.schedule.poll_every

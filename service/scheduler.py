@@ -27,12 +27,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from config.errors import ConfigError, IntakeError, MailboxError
 from service.archive import sha256_hex
 from service.bootstrap import App
-from service.db import is_postgres, upgrade_schema
+from service.db import is_postgres
 from service.digest import queue_digest
 from service.health import HealthServer, ServiceCounters, start_health_server
 from service.imports import ImportReport, import_submissions
@@ -53,11 +53,10 @@ IDLE_WAIT_LIMIT = timedelta(minutes=25)
 
 IDLE_RETRY_AFTER = timedelta(seconds=30)
 JOB_LEASE_TTL = timedelta(minutes=10)
-SCHEMA_LOCK_KEY = 0x1A7A_4E01
-"""PostgreSQL advisory-lock key that serialises schema upgrades of instances starting together."""
-
-QUIET_LOGGERS = {"apscheduler": logging.WARNING}
-"""APScheduler logs every job run at INFO: with a poll a minute that drowns the real events."""
+QUIET_LOGGERS = {"apscheduler": logging.ERROR}
+"""APScheduler logs every job run at INFO, and a warning for each run skipped while the same
+job is still busy (expected: a long first poll, an IDLE-triggered poll); our own lines say
+what each job did."""
 
 
 @dataclass(frozen=True)
@@ -114,19 +113,6 @@ def import_watch_folder(
     return results
 
 
-def ensure_schema(app: App) -> None:
-    """Create or migrate the schema; on PostgreSQL one starting instance at a time."""
-    if not is_postgres(app.engine):
-        upgrade_schema(app.engine)
-        return
-    with app.engine.connect() as connection:
-        connection.execute(sa.text("select pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        try:
-            upgrade_schema(app.engine)
-        finally:
-            connection.execute(sa.text("select pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
-
-
 class Service:
     """The jobs of one `intake run` process and the locks that keep each to one at a time."""
 
@@ -166,7 +152,7 @@ class Service:
             self.counters.count("poll_errors")
             self.app.log(event_line("poll_failed", error=report.error))
         self.counters.count("messages_ingested", report.archived + report.too_large)
-        self._log_new_messages(newest_before)
+        self._log_new_problems(newest_before)
         if report.archived or report.too_large or report.processed:
             self.app.log(_poll_summary(report))
             self.deliver_now()
@@ -301,27 +287,28 @@ class Service:
         with Session(self.app.engine) as session:
             return int(session.exec(select(sa.func.max(Message.id))).one() or 0)
 
-    def _log_new_messages(self, newest_before: int) -> None:
+    def _log_new_problems(self, newest_before: int) -> None:
+        """One line per problem of each message this poll left needing attention.
+
+        Processing already logs one line per message; the reasons are what staff act on.
+        """
         with Session(self.app.engine) as session:
             rows = session.exec(
                 select(Message)
-                .where(Message.id > newest_before, Message.status != "pending")  # type: ignore[operator]
-                .order_by(Message.id)  # type: ignore[arg-type]
+                .where(col(Message.id) > newest_before, Message.status == "needs_attention")
+                .order_by(col(Message.id))
             ).all()
         for row in rows:
-            self.app.log(
-                event_line(
-                    "message_ingested",
-                    id=row.id,
-                    message_id=row.message_id,
-                    sender=row.sender,
-                    kind=row.kind,
-                    status=row.status,
-                    late=row.late,
-                )
-            )
             for problem in row.problems:
-                self.app.log(event_line("message_problem", id=row.id, problem=problem))
+                self.app.log(
+                    event_line(
+                        "message_problem",
+                        id=row.id,
+                        message_id=row.message_id,
+                        sender=row.sender,
+                        problem=problem,
+                    )
+                )
 
 
 def _poll_summary(report: PollReport) -> str:
@@ -447,12 +434,6 @@ def _serve(app: App, stop: threading.Event, counters: ServiceCounters) -> int:
                 "use PostgreSQL (database.url) for several",
             )
         )
-    try:
-        ensure_schema(app)
-    except sa.exc.SQLAlchemyError as error:
-        text = str(getattr(error, "orig", None) or error).strip().splitlines()
-        logger.error(event_line("database_unavailable", error=text[0] if text else ""))
-        return 1
     try:
         health_server = start_health_server(app, counters)
     except OSError as error:
