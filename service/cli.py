@@ -38,7 +38,7 @@ app_cli.add_typer(results_cli, name="results")
 app_cli.add_typer(pair_cli, name="pair")
 app_cli.add_typer(templates_cli, name="templates")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 T = TypeVar("T")
 
