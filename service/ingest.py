@@ -2,27 +2,33 @@
 
 The order is the promise: raw bytes are archived and a ledger row committed before any
 parsing; processing failures mark a message `needs_attention` and the batch goes on; the
-after-processing action (move / flag / seen) comes last. A kill at any point followed by
-another poll ends in the same state as an uninterrupted run.
+after-processing action (move / flag / seen) comes last, only for messages whose outcome is
+committed. A kill at any point followed by another poll ends in the same state as an
+uninterrupted run: the cursor only moves past a UID in the transaction that records it, and
+a message fetched twice is recognised by its SHA-256 (unique per account in the ledger).
 """
 
 from __future__ import annotations
 
+import ctypes
 import email.parser
 import email.policy
 import email.utils
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from config.errors import MailboxError
+from config.errors import MailboxError, StorageError
+from service.archive import Archive, sha256_hex
 from service.bootstrap import App
 from service.leases import LeaseBusyError, held_lease
-from service.mailbox import FetchedMessage, Mailbox, RemoteMessage
+from service.mailbox import FetchedMessage, Mailbox, RemoteMessage, batched, read_header_block
 from service.models import Message, PollCursor
 from service.processing import process_pending
 
@@ -52,33 +58,69 @@ class PollReport:
         return self.error is None
 
 
-def poll(app: App, *, progress: Progress | None = None) -> PollReport:
-    """Read new mail once; never raises for mailbox trouble (the report carries the error)."""
+PROCESS_CHUNK = 100
+"""Messages processed between two lease renewals."""
+
+MARK_CHUNK = 500
+"""UIDs per after-processing command."""
+
+
+class LeaseLostError(RuntimeError):
+    """The poll lease expired and another process took it: this poll must stop at once."""
+
+
+def poll(app: App, *, progress: Progress | None = None, process: bool = True) -> PollReport:
+    """Read new mail once; never raises for mailbox trouble (the report carries the error).
+
+    `process=False` stops at the durable ledger (fetch, archive, commit): parsing and the
+    after-processing action wait for the next poll that processes.
+    """
     report = PollReport()
     mailbox = app.open_mailbox()
     lease_name = f"poll:{mailbox.account}/{mailbox.folder}"
     ttl = max(timedelta(minutes=10), app.settings.mailbox.timeout * 4)
     try:
         with held_lease(app.engine, lease_name, clock=app.clock, ttl=ttl) as renew:
-            _recover_unprocessed(app, report)
             try:
                 with mailbox:
                     _poll_folder(app, mailbox, report, renew=renew, progress=progress)
-                    _mark_done(app, mailbox, report)
             except MailboxError as exc:
                 report.error = str(exc)
                 logger.warning("poll of %s stopped: %s", mailbox.account, exc)
+            try:
+                if process:
+                    # also what an earlier, interrupted poll archived but did not get to
+                    _process_all(app, report, renew=renew)
+                    if report.error is None:
+                        _mark_done(app, mailbox, report)
+            except MailboxError as exc:
+                report.error = str(exc)
+                logger.warning("after-processing on %s stopped: %s", mailbox.account, exc)
+            except LeaseLostError as exc:
+                report.error = str(exc)
             _record_outcome(app, mailbox, report)
     except LeaseBusyError:
         report.skipped_busy = True
     return report
 
 
-def _recover_unprocessed(app: App, report: PollReport) -> None:
-    """Process what an earlier, interrupted poll archived but did not get to."""
-    counts = process_pending(app)
-    report.processed += counts.processed
-    report.needs_attention += counts.needs_attention
+def _process_all(app: App, report: PollReport, *, renew: Callable[[], bool]) -> None:
+    """Process every pending message, renewing the lease between chunks."""
+    while True:
+        counts = process_pending(app, limit=PROCESS_CHUNK)
+        report.processed += counts.processed
+        report.needs_attention += counts.needs_attention
+        if counts.processed + counts.needs_attention < PROCESS_CHUNK:
+            return
+        _renew_or_stop(renew)
+
+
+def _renew_or_stop(renew: Callable[[], bool]) -> None:
+    if not renew():
+        raise LeaseLostError(
+            "the poll lease expired and another process took over: stopped here, "
+            "the other poll carries on (raise mailbox.timeout if this repeats)"
+        )
 
 
 def _cursor(session: Session, mailbox: Mailbox) -> PollCursor:
@@ -97,6 +139,12 @@ def _poll_folder(
     renew: Callable[[], bool],
     progress: Progress | None,
 ) -> None:
+    """List what is new, record the over-size ones, fetch and archive the rest in batches.
+
+    The cursor moves with each archived batch, and past everything listed only at the end:
+    an over-size or vanished message above the last archived one is listed again after a
+    crash (and recognised), never skipped.
+    """
     state = mailbox.state()
     with Session(app.engine) as session:
         cursor = _cursor(session, mailbox)
@@ -111,24 +159,21 @@ def _poll_folder(
                 state.uidvalidity,
             )
         known_uids: set[int] = set()
-        if rescan:
-            known_uids = (
-                set(
-                    session.exec(
-                        select(Message.uid).where(
-                            Message.account == mailbox.account,
-                            Message.folder == mailbox.folder,
-                            Message.uidvalidity == state.uidvalidity,
-                        )
-                    ).all()
-                )
-                if mailbox.stable_uids
-                else set()
+        if rescan and mailbox.stable_uids:
+            known_uids = set(
+                session.exec(
+                    select(Message.uid).where(
+                        col(Message.account) == mailbox.account,
+                        col(Message.folder) == mailbox.folder,
+                        col(Message.uidvalidity) == state.uidvalidity,
+                    )
+                ).all()
             )
-        cursor.uidvalidity = state.uidvalidity
-        cursor.last_uid = above
-        session.add(cursor)
-        session.commit()
+        if (cursor.uidvalidity, cursor.last_uid) != (state.uidvalidity, above):
+            cursor.uidvalidity = state.uidvalidity
+            cursor.last_uid = above
+            session.add(cursor)
+            session.commit()
 
     since = app.settings.mailbox.since
     listing = mailbox.list_newer(above, since=since.date() if since else None)
@@ -139,6 +184,8 @@ def _poll_folder(
     limit = app.settings.mailbox.max_message_size
     too_large = [item for item in listing if item.size > limit]
     wanted = [item.uid for item in listing if item.size <= limit]
+    if progress:
+        progress(0, len(wanted))
     if too_large:
         _record_too_large(app, mailbox, state.uidvalidity, too_large, report)
     done = 0
@@ -150,7 +197,7 @@ def _poll_folder(
             _archive_batch(app, mailbox, state.uidvalidity, batch, report)
             done += len(batch)
             batch = []
-            renew()
+            _renew_or_stop(renew)
             if progress:
                 progress(done, len(wanted))
     if batch:
@@ -158,20 +205,103 @@ def _poll_folder(
         done += len(batch)
         if progress:
             progress(done, len(wanted))
-    counts = process_pending(app)
-    report.processed += counts.processed
-    report.needs_attention += counts.needs_attention
+    _advance_cursor(app, mailbox, max(item.uid for item in listing))
+
+
+def _advance_cursor(app: App, mailbox: Mailbox, uid: int) -> None:
+    with Session(app.engine) as session:
+        cursor = _cursor(session, mailbox)
+        if cursor.last_uid < uid:
+            cursor.last_uid = uid
+            session.add(cursor)
+            session.commit()
 
 
 def _header_message_id(raw: bytes) -> str | None:
+    """The Message-ID header, read from the header block only (bodies can be 50 MB)."""
     headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
-        raw, headersonly=True
+        read_header_block(raw), headersonly=True
     )
     value = headers.get("Message-ID")
     if value is None:
         return None
     text = " ".join(str(value).split())
     return text[:998] or None
+
+
+_LIBC_SYNCFS: Callable[[int], int] | None = None
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2), which makes a whole filesystem durable in one journal commit."""
+    global _LIBC_SYNCFS  # noqa: PLW0603 - looked up once, on first use (not at import)
+    if _LIBC_SYNCFS is None:
+        try:
+            function = ctypes.CDLL(None, use_errno=True).syncfs
+        except (AttributeError, OSError):
+            return None
+        function.argtypes = [ctypes.c_int]
+        function.restype = ctypes.c_int
+        _LIBC_SYNCFS = function
+    return _LIBC_SYNCFS
+
+
+def _make_durable(root: Path, files: Sequence[Path]) -> None:
+    """Flush `files` (and renames under `root`) to disk: one syncfs, else fsync each file."""
+    syncfs = _syncfs()
+    if syncfs is not None:
+        descriptor = os.open(root, os.O_RDONLY)
+        try:
+            if syncfs(descriptor) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error))
+        finally:
+            os.close(descriptor)
+        return
+    for path in files:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def store_batch(archive: Archive, payloads: Sequence[bytes]) -> list[str]:
+    """Archive many payloads durably with two filesystem syncs instead of two per file.
+
+    Same guarantee as `Archive.put`: every file is written to a temporary name and made
+    durable before it is renamed into place, and the renames are durable before this
+    returns, so a ledger row committed afterwards never names a missing or partial file.
+    """
+    digests: list[str] = []
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for data in payloads:
+            digest = sha256_hex(data)
+            digests.append(digest)
+            target = archive.path_for(digest)
+            if target.exists() and target.stat().st_size == len(data):
+                continue
+            if any(final == target for _, final in staged):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f".tmp-{os.getpid()}-{digest}")
+            temporary.write_bytes(data)
+            staged.append((temporary, target))
+        if not staged:
+            return digests
+        _make_durable(archive.root, [temporary for temporary, _ in staged])
+        for temporary, target in staged:
+            os.replace(temporary, target)
+        _make_durable(archive.root, sorted({target.parent for _, target in staged}))
+    except OSError as exc:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise StorageError(
+            f"cannot write to the archive {archive.root}: {exc.strerror} — check storage.path "
+            "and free space; the next poll fetches these messages again"
+        ) from exc
+    return digests
 
 
 def _archive_batch(
@@ -183,12 +313,8 @@ def _archive_batch(
 ) -> None:
     """Archive a batch durably, then commit its ledger rows and the cursor in one transaction."""
     now = app.clock()
-    rows = []
-    for fetched in batch:
-        digest = app.archive.put(fetched.raw)
-        rows.append((fetched, digest))
+    digests = store_batch(app.archive, [fetched.raw for fetched in batch])
     with Session(app.engine) as session:
-        digests = [digest for _, digest in rows]
         existing = {
             row.sha256: row
             for row in session.exec(
@@ -198,14 +324,17 @@ def _archive_batch(
                 )
             ).all()
         }
-        for fetched, digest in rows:
+        for fetched, digest in zip(batch, digests, strict=True):
             known = existing.get(digest)
             if known is not None:
                 report.duplicates += 1
-                if mailbox.stable_uids and (known.uidvalidity, known.uid) != (
-                    uidvalidity,
-                    fetched.uid,
+                if (
+                    mailbox.stable_uids
+                    and known.folder == mailbox.folder
+                    and known.uidvalidity != uidvalidity
                 ):
+                    # the same mail under a new UIDVALIDITY: follow it, so that the
+                    # after-processing action and the UID shown to staff stay right
                     known.uidvalidity, known.uid = uidvalidity, fetched.uid
                     session.add(known)
                 continue
@@ -242,24 +371,34 @@ def _record_too_large(
     items: Sequence[RemoteMessage],
     report: PollReport,
 ) -> None:
-    """Keep an over-size message's headers and tell staff; its body is not downloaded."""
+    """Keep an over-size message's headers and tell staff; its body is not downloaded.
+
+    The cursor is not moved here (a smaller message below these may not be archived yet);
+    a header block seen again after a crash is recognised by its SHA-256.
+    """
     headers = mailbox.fetch_headers([item.uid for item in items])
     now = app.clock()
     limit_mb = app.settings.mailbox.max_message_size / 1_048_576
+    blocks = [headers.get(item.uid, b"") for item in items]
+    digests = store_batch(app.archive, blocks)
     with Session(app.engine) as session:
-        for item in items:
-            header_bytes = headers.get(item.uid, b"")
-            digest = app.archive.put(header_bytes)
-            if session.exec(
-                select(Message).where(Message.account == mailbox.account, Message.sha256 == digest)
-            ).first():
+        known = set(
+            session.exec(
+                select(Message.sha256).where(
+                    col(Message.account) == mailbox.account, col(Message.sha256).in_(digests)
+                )
+            ).all()
+        )
+        for item, header_bytes, digest in zip(items, blocks, digests, strict=True):
+            if digest in known:
                 report.duplicates += 1
                 continue
+            known.add(digest)
             parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(
                 header_bytes
             )
             reason = (
-                f"message of {item.size / 1_048_576:.1f} MB is over the {limit_mb:.0f} MB limit "
+                f"message of {item.size / 1_048_576:.1f} MB is over the {limit_mb:.1f} MB limit "
                 f"(mailbox.max_message_size): not downloaded; open it in the mailbox "
                 f"(UID {item.uid}) and handle it by hand"
             )
@@ -284,36 +423,45 @@ def _record_too_large(
                     problems=[reason],
                     processed_at=now,
                     late=(item.internaldate or now) > app.settings.campaign.deadline,
-                    after_done=True,
+                    after_done=True,  # left in the folder, where staff are told to look
                 )
             )
             report.too_large += 1
             report.problems.append(reason)
-        cursor = _cursor(session, mailbox)
-        cursor.last_uid = max(cursor.last_uid, *(item.uid for item in items))
-        session.add(cursor)
         session.commit()
 
 
 def _mark_done(app: App, mailbox: Mailbox, report: PollReport) -> None:
-    """Apply the after-processing action to processed messages still in this folder."""
+    """Apply the after-processing action to messages whose outcome is committed.
+
+    Runs after processing, on a fresh connection (processing a backlog can outlast the
+    server's idle timeout), and only when something is left to mark. A message that ended
+    `needs_attention` is marked too: the ledger and the archive hold it, and the attention
+    list tells staff about it. Only over-size messages, never downloaded, stay untouched.
+    """
     action = app.settings.mailbox.after
-    if action == "none":
+    if action == "none" or not mailbox.stable_uids:
         return
     with Session(app.engine) as session:
-        state = mailbox.state()
+        cursor = session.get(PollCursor, (mailbox.account, mailbox.folder))
+        if cursor is None:
+            return
         rows = session.exec(
             select(Message).where(
-                Message.account == mailbox.account,
-                Message.folder == mailbox.folder,
-                Message.uidvalidity == state.uidvalidity,
-                Message.after_done == sa.false(),
-                Message.status != "pending",
+                col(Message.account) == mailbox.account,
+                col(Message.folder) == mailbox.folder,
+                col(Message.uidvalidity) == cursor.uidvalidity,
+                col(Message.after_done) == sa.false(),
+                col(Message.status) != "pending",
             )
         ).all()
         if not rows:
             return
-        mailbox.apply_after([row.uid for row in rows], action)
+        with app.open_mailbox() as marking:
+            if marking.state().uidvalidity != cursor.uidvalidity:
+                return  # the folder was recreated: the next poll re-scans and re-points
+            for chunk in batched(sorted(row.uid for row in rows), MARK_CHUNK):
+                marking.apply_after(chunk, action)
         for row in rows:
             row.after_done = True
             session.add(row)
