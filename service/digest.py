@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from notifications.contexts import (
     AttentionItem,
@@ -19,6 +18,7 @@ from notifications.contexts import (
 )
 from notifications.message import MailAttachment
 from service.bootstrap import App
+from service.models import Outbox
 from service.outbox import queue_mail
 from service.register import attention_items, build_register
 from service.workbook import register_workbook
@@ -41,12 +41,16 @@ def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
     statuses: dict[str, int] = {}
     for row in register["submissions"]:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    remaining = app.settings.campaign.deadline - now
+    zone = app.settings.campaign.zone
+    # Calendar days in the campaign's zone: 0 on the deadline's day, negative after it.
+    days_left = (
+        app.settings.campaign.deadline.astimezone(zone).date() - now.astimezone(zone).date()
+    ).days
     return Digest(
         campaign_name=app.settings.campaign.name,
         deadline=app.settings.campaign.deadline,
         now=now,
-        days_left=max(0, math.ceil(remaining.total_seconds() / 86400)),
+        days_left=days_left,
         today=IntakeCounts(
             messages_by_kind=by_kind,
             new_recommendations=sum(
@@ -90,10 +94,23 @@ def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
 
 
 def queue_digest(app: App, *, now: datetime | None = None) -> int:
-    """Queue today's digest to every staff address, once per day; returns how many were queued."""
+    """Queue today's digest to every staff address, once per day; returns how many were queued.
+
+    "Today" is the calendar day at `now` in the campaign's time zone.
+    """
     now = now or app.clock()
     day = now.astimezone(app.settings.campaign.zone).date().isoformat()
     with Session(app.engine) as session:
+        due = [
+            address
+            for address in app.settings.campaign.staff
+            if session.exec(
+                select(Outbox.id).where(Outbox.idempotency_key == _digest_key(day, address))
+            ).first()
+            is None
+        ]
+        if not due:
+            return 0
         register = build_register(session, app.settings)
         context = digest_context(app, register, now)
         workbook = MailAttachment(
@@ -102,12 +119,12 @@ def queue_digest(app: App, *, now: datetime | None = None) -> int:
             data=register_workbook(register),
         )
         queued = 0
-        for address in app.settings.campaign.staff:
+        for address in due:
             if (
                 queue_mail(
                     app,
                     session,
-                    key=f"digest:{day}:{address.lower()}",
+                    key=_digest_key(day, address),
                     context=context,
                     to=[address],
                     attachments=[workbook],
@@ -117,6 +134,10 @@ def queue_digest(app: App, *, now: datetime | None = None) -> int:
                 queued += 1
         session.commit()
     return queued
+
+
+def _digest_key(day: str, address: str) -> str:
+    return f"digest:{day}:{address.strip().lower()}"
 
 
 def render_digest(app: App, *, now: datetime | None = None) -> str:

@@ -1,10 +1,15 @@
 """The outbox: every mail to send is a row, queued with the change that causes it, sent once.
 
 Queuing renders the mail and stores it under an idempotency key (event + recipient), so no
-replay, reprocess or restart queues it twice. Delivery locks one row at a time (`FOR UPDATE
-SKIP LOCKED` on PostgreSQL), sends it, and marks it sent in the same transaction: the only
-window for a duplicate is a crash after the SMTP server accepted a mail and before that
-commit, and it is one message wide.
+replay, reprocess or restart queues it twice. Delivery claims one row at a time (`FOR UPDATE
+SKIP LOCKED` on PostgreSQL, held while the mail is handed over, so two instances never send
+the same row), sends it, and marks it sent right after the server's 250.
+
+Exactly once, with one window: if the process dies (or the database is lost) after the SMTP
+server accepted a mail and before "sent" is committed, the row is still pending and the
+next delivery sends it again. SMTP offers no way to ask a server "did you take this?", so
+that window cannot be closed; it is at most one message per crash (one row is in flight at
+a time), and the duplicate carries the same Message-ID, so most mail clients show it once.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from notifications.message import (
     make_message_id,
 )
 from notifications.render import RenderedMail
+from notifications.transport import Sender
+from parsers.classify import is_no_reply_address
 from service.bootstrap import App
 from service.db import is_postgres
 from service.models import (
@@ -65,8 +72,21 @@ def _domain_of(address: str) -> str:
     return email.utils.parseaddr(address)[1].rpartition("@")[2] or "localhost"
 
 
+def _bare(address: str) -> str:
+    """The addr-spec of `Name <addr>` or of a bare address, lower-cased."""
+    return (email.utils.parseaddr(address)[1] or address).strip().lower()
+
+
 def _is_suppressed(session: Session, address: str) -> bool:
-    return session.get(Suppression, address.lower()) is not None
+    return session.get(Suppression, _bare(address)) is not None
+
+
+def _already_queued(session: Session, key: str) -> bool:
+    if session.exec(select(Outbox.id).where(Outbox.idempotency_key == key)).first() is not None:
+        return True
+    return any(
+        isinstance(pending, Outbox) and pending.idempotency_key == key for pending in session.new
+    )
 
 
 def queue_mail(
@@ -85,15 +105,17 @@ def queue_mail(
     status: str = "pending",
     reason: str | None = None,
 ) -> Outbox | None:
-    """Render and queue one mail under `key`; None when that key was already queued."""
-    if session.exec(select(Outbox.id).where(Outbox.idempotency_key == key)).first() is not None:
+    """Render and queue one mail under `key`; None when that key was already queued.
+
+    A recipient that bounced before makes the row `suppressed`; a bounced copy address is
+    left out of Cc.
+    """
+    if _already_queued(session, key):
         return None
-    for pending in session.new:
-        if isinstance(pending, Outbox) and pending.idempotency_key == key:
-            return None
     rendered = app.renderer.render(context)
     kind = kind_of(context)
     recipients = [address.lower() for address in to if address]
+    copies = [address.lower() for address in cc if address and not _is_suppressed(session, address)]
     if status == "pending" and any(_is_suppressed(session, address) for address in recipients):
         status, reason = "suppressed", "address suppressed after a bounce"
     stored_attachments = [
@@ -109,7 +131,7 @@ def queue_mail(
         idempotency_key=key,
         kind=kind,
         recipients=recipients,
-        cc=[address.lower() for address in cc if address],
+        cc=copies,
         subject=rendered.subject,
         text_body=rendered.text,
         html_body=rendered.html,
@@ -138,9 +160,10 @@ def _replies_allowed(app: App, message: Message) -> bool:
 
 
 def _sent_today(session: Session, address: str, now: datetime) -> int:
+    """Receipts queued to `address` in the last 24 hours (sent, pending or held back)."""
     rows = session.exec(
         select(Outbox.recipients).where(
-            Outbox.created_at >= now - timedelta(days=1), Outbox.kind == "unit_receipt"
+            col(Outbox.created_at) >= now - timedelta(days=1), Outbox.kind == "unit_receipt"
         )
     ).all()
     return sum(1 for recipients in rows if address in recipients)
@@ -153,8 +176,12 @@ def queue_unit_receipt(
     if not _replies_allowed(app, message) or not message.sender:
         return None
     to = message.reply_to[:1] or [message.sender]
-    recipient = to[0].lower()
+    recipient = _bare(to[0])
+    if not recipient or is_no_reply_address(recipient):
+        return None
     key = f"unit_receipt:{message.sha256}:{recipient}"
+    if _already_queued(session, key):
+        return None
     context = unit_receipt_context(app, session, message, touched)
     status, reason = "pending", None
     if _sent_today(session, recipient, app.clock()) >= app.settings.smtp.per_recipient_daily_cap:
@@ -322,7 +349,13 @@ class DeliveryReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    suppressed: int = 0
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        """Rows this run settled one way or another."""
+        return self.sent + self.retried + self.failed + self.suppressed
 
 
 def _claim_next(session: Session, app: App, now: datetime, skip: set[int]) -> Outbox | None:
@@ -339,7 +372,7 @@ def _claim_next(session: Session, app: App, now: datetime, skip: set[int]) -> Ou
     return session.exec(query).first()
 
 
-def _to_outgoing(app: App, row: Outbox) -> OutgoingMail:
+def _to_outgoing(app: App, row: Outbox, cc: list[str]) -> OutgoingMail:
     attachments = [
         MailAttachment(
             filename=str(item["filename"]),
@@ -351,7 +384,7 @@ def _to_outgoing(app: App, row: Outbox) -> OutgoingMail:
     return OutgoingMail(
         kind=cast(MailKind, row.kind),
         to=row.recipients,
-        cc=row.cc,
+        cc=cc,
         rendered=RenderedMail(subject=row.subject, text=row.text_body, html=row.html_body),
         in_reply_to=row.in_reply_to,
         references=row.references,
@@ -360,70 +393,116 @@ def _to_outgoing(app: App, row: Outbox) -> OutgoingMail:
     )
 
 
+def _is_connection_failure(exc: DeliveryError) -> bool:
+    """Whether the failure is about the server or the link, not about this one message.
+
+    A 4xx reply to this message (450, 451, 452) is the message's own; no code (refused
+    connection, timeout, lost link), 421 (closing) or a refused login is the server's.
+    """
+    if exc.permanent:
+        return False
+    return exc.code is None or exc.code == 421 or exc.code >= 500
+
+
 def deliver(app: App, *, limit: int | None = None) -> DeliveryReport:
-    """Send what the outbox holds, one locked row at a time over one connection."""
+    """Send what the outbox holds over one connection, one claimed row at a time.
+
+    A 4xx reply retries that mail later with back-off, a 5xx fails it for good; a lost
+    server stops the run (the row waits with back-off, the rest stay queued untouched).
+    """
     report = DeliveryReport()
-    settings = app.settings.smtp
-    skip: set[int] = set()
     with Session(app.engine) as probe:
         waiting = probe.exec(
             select(Outbox.id).where(
-                Outbox.status == "pending", Outbox.next_attempt_at <= app.clock()
+                col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= app.clock()
             )
         ).first()
     if waiting is None:
         return report
+    skip: set[int] = set()
     try:
         with app.transport.connect() as sender:
-            while limit is None or report.sent + report.failed + report.retried < limit:
-                with Session(app.engine) as session:
-                    now = app.clock()
-                    row = _claim_next(session, app, now, skip)
-                    if row is None:
-                        break
-                    assert row.id is not None
-                    skip.add(row.id)
-                    try:
-                        message = build_message(
-                            _to_outgoing(app, row),
-                            from_address=settings.from_address,
-                            message_id=row.mail_message_id,
-                            date=now,
-                        )
-                        sender.send(message, [*row.recipients, *row.cc])
-                    except DeliveryError as exc:
-                        _record_failure(app, row, exc, now, report)
-                    except IntakeError as exc:
-                        _record_failure(
-                            app, row, DeliveryError(str(exc), permanent=True), now, report
-                        )
-                    else:
-                        row.status = "sent"
-                        row.sent_at = now
-                        row.attempts += 1
-                        row.last_error = None
-                        report.sent += 1
-                        recipients = ", ".join(row.recipients)
-                        app.log(f"mail sent: {row.kind} to {recipients} ({row.mail_message_id})")
-                    session.add(row)
-                    session.commit()
-    except DeliveryError as exc:
+            while limit is None or report.handled < limit:
+                if not _deliver_next(app, sender, skip, report):
+                    break
+    except DeliveryError as exc:  # connect() itself failed (e.g. the mail folder)
         report.errors.append(str(exc))
         logger.warning("delivery stopped: %s", exc)
     return report
 
 
+def _deliver_next(app: App, sender: Sender, skip: set[int], report: DeliveryReport) -> bool:
+    """Claim, send and settle one row; False when nothing is left or the server is gone."""
+    postgres = is_postgres(app.engine)
+    with Session(app.engine, expire_on_commit=False) as session:
+        now = app.clock()
+        row = _claim_next(session, app, now, skip)
+        if row is None:
+            return False
+        assert row.id is not None
+        skip.add(row.id)
+        if any(_is_suppressed(session, address) for address in row.recipients):
+            row.status = "suppressed"
+            row.last_error = "address suppressed after a bounce"
+            report.suppressed += 1
+            session.add(row)
+            session.commit()
+            return True
+        cc = [address for address in row.cc if not _is_suppressed(session, address)]
+        if not postgres:
+            # SQLite: end the read transaction before the slow part; a snapshot held across
+            # the send could not be upgraded to write if another writer committed meanwhile.
+            session.commit()
+        go_on = True
+        try:
+            message = build_message(
+                _to_outgoing(app, row, cc),
+                from_address=app.settings.smtp.from_address,
+                message_id=row.mail_message_id,
+                date=now,
+            )
+            sender.send(message, [*row.recipients, *cc])
+        except DeliveryError as exc:
+            go_on = not _is_connection_failure(exc)
+            _record_failure(app, row, exc, now, report, count_attempt=go_on)
+        except IntakeError as exc:  # e.g. a missing attachment in the archive
+            _record_failure(app, row, DeliveryError(str(exc), permanent=True), now, report)
+        else:
+            row.status = "sent"
+            row.sent_at = now
+            row.attempts += 1
+            row.last_error = None
+            report.sent += 1
+        session.add(row)
+        session.commit()
+    if row.status == "sent":
+        app.log(f"mail sent: {row.kind} to {', '.join(row.recipients)} ({row.mail_message_id})")
+    return go_on
+
+
 def _record_failure(
-    app: App, row: Outbox, exc: DeliveryError, now: datetime, report: DeliveryReport
+    app: App,
+    row: Outbox,
+    exc: DeliveryError,
+    now: datetime,
+    report: DeliveryReport,
+    *,
+    count_attempt: bool = True,
 ) -> None:
-    row.attempts += 1
+    """A 5xx or too many tries: failed; otherwise wait with exponential back-off.
+
+    A lost server does not count as an attempt of this mail (an outage must not fail mail
+    for good), but still moves the row back so that one stuck mail cannot block the queue.
+    """
+    if count_attempt:
+        row.attempts += 1
     row.last_error = str(exc)[:2000]
+    report.errors.append(f"{', '.join(row.recipients)}: {exc}")
     if exc.permanent or row.attempts >= app.settings.smtp.max_attempts:
         row.status = "failed"
         report.failed += 1
         app.log(f"mail failed for good: {row.kind} to {', '.join(row.recipients)}: {exc}")
-    else:
-        backoff = app.settings.smtp.retry_base * (2 ** (row.attempts - 1))
-        row.next_attempt_at = now + min(backoff, MAX_BACKOFF)
-        report.retried += 1
-    report.errors.append(f"{', '.join(row.recipients)}: {exc}")
+        return
+    backoff = app.settings.smtp.retry_base * (2 ** max(row.attempts - 1, 0))
+    row.next_attempt_at = now + min(backoff, MAX_BACKOFF)
+    report.retried += 1

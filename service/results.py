@@ -1,18 +1,24 @@
-"""Staff decisions (入选 / 未入选): recorded, and one result mail queued per submission."""
+"""Staff decisions (入选 / 未入选): recorded, and one result mail queued per submission.
+
+What a contact was last told is read from the outbox, not from the submission: a decision
+changed without `--resend-changed` is recorded, and a later import with the flag still
+sends the correction. A decision that flips back and forth sends one mail per change.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from notifications.contexts import ResultNotice
+from notifications.contexts import RESULT_LABELS, Result, ResultNotice
 from parsers.results import read_results
 from service.archive import sha256_hex
 from service.bootstrap import App
 from service.imports import ImportReport, read_file
-from service.models import CaseRow, ImportRun, Recommendation, Submission
+from service.models import CaseRow, ImportRun, Outbox, Recommendation, Submission
 from service.outbox import queue_mail
 
 
@@ -34,15 +40,18 @@ def import_results(app: App, path: Path, *, resend_changed: bool = False) -> Imp
                 decision.note or None
             ):
                 report.unchanged.append(decision.ref)
-                continue
-            correction = previous is not None
-            submission.result = decision.result
-            submission.result_note = decision.note
-            session.add(submission)
-            (report.changed if correction else report.added).append(decision.ref)
+            else:
+                submission.result = decision.result
+                submission.result_note = decision.note
+                session.add(submission)
+                (report.changed if previous is not None else report.added).append(decision.ref)
+            told = _results_told(session, submission.ref)
+            if told and told[-1] == decision.result:
+                continue  # the contact already has this decision; a note change sends nothing
+            correction = bool(told)
             if correction and not resend_changed:
                 report.warnings.append(
-                    f"{decision.ref}: decision changed from {previous} to {decision.result}; "
+                    f"{decision.ref}: decision changed from {told[-1]} to {decision.result}; "
                     "no correction sent (use --resend-changed)"
                 )
                 continue
@@ -64,7 +73,7 @@ def import_results(app: App, path: Path, *, resend_changed: bool = False) -> Imp
                 note=decision.note,
                 correction=correction,
             )
-            key = f"result:{submission.ref}:{decision.result}:{submission.email.lower()}"
+            key = f"result:{submission.ref}:{len(told) + 1}:{decision.result}"
             if (
                 queue_mail(
                     app,
@@ -72,7 +81,7 @@ def import_results(app: App, path: Path, *, resend_changed: bool = False) -> Imp
                     key=key,
                     context=context,
                     to=[submission.email],
-                    cc=cc,
+                    cc=[address for address in cc if address.lower() != submission.email.lower()],
                     submission_ref=submission.ref,
                 )
                 is not None
@@ -94,10 +103,34 @@ def import_results(app: App, path: Path, *, resend_changed: bool = False) -> Imp
     return report
 
 
+def _results_told(session: Session, ref: str) -> list[Result]:
+    """The decisions result mails have announced for `ref`, oldest first (from their keys)."""
+    keys = session.exec(
+        select(Outbox.idempotency_key)
+        .where(Outbox.kind == "result", Outbox.submission_ref == ref)
+        .order_by(col(Outbox.id))
+    ).all()
+    told: list[Result] = []
+    for key in keys:
+        # "result:REF:N:DECISION"; rows queued before N existed read "result:REF:DECISION:ADDR".
+        decision = next((part for part in key.split(":")[2:] if part in RESULT_LABELS), None)
+        if decision is not None:
+            told.append(cast(Result, decision))
+    return told
+
+
 def _unit_contact(session: Session, ref: str) -> list[str]:
+    """The recommending unit's contact (the form's e-mail, else the form's sender)."""
     row = session.exec(
-        select(Recommendation.contact_email)
+        select(Recommendation.contact_email, Recommendation.sender)
         .join(CaseRow, col(CaseRow.recommendation_id) == col(Recommendation.id))
-        .where(CaseRow.submission_ref == ref, Recommendation.current == sa.true())
+        .where(
+            CaseRow.submission_ref == ref,
+            Recommendation.current == sa.true(),
+            col(CaseRow.match).in_(["ref", "name", "manual"]),
+        )
     ).first()
-    return [row] if row else []
+    if row is None:
+        return []
+    contact_email, sender = row
+    return [address for address in (contact_email or sender,) if address]
