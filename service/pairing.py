@@ -7,6 +7,7 @@ placements win over everything automatic.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -16,10 +17,19 @@ from parsers.model import PdfForm, WordForm
 from parsers.normalize import normalize_unit, units_match
 from service.bootstrap import App
 from service.models import Attachment, CaseRow, ManualDecision, Message, Recommendation
-from service.pairing_rules import DocumentFacts, best_pdf_for_word, organisation_domain, score_pair
+from service.pairing_rules import (
+    ARRIVAL_WINDOW,
+    DocumentFacts,
+    PairScore,
+    best_pdf_for_word,
+    organisation_domain,
+    score_pair,
+)
+from service.register import UNIT_UNREAD
 
 PDF_ACCEPT = 0.6
 PDF_MARGIN = 0.15
+SENDERS_ONLY_PDF = "the only waiting PDF of the sender, who has only this form waiting"
 
 
 @dataclass
@@ -79,6 +89,7 @@ def _current_for(session: Session, unit_key: str, unit: str) -> Recommendation |
 
 
 def _unit_from_history(session: Session, sender: str) -> str | None:
+    """The unit of the sender's latest recommendation, when a form names none."""
     if not sender:
         return None
     earlier = session.exec(
@@ -87,6 +98,18 @@ def _unit_from_history(session: Session, sender: str) -> str | None:
         .order_by(col(Recommendation.id).desc())
     ).first()
     return earlier.unit if earlier else None
+
+
+def _unread_unit_of_sender(session: Session, sender: str) -> Recommendation | None:
+    """The sender's current recommendation filed under the sender because no unit was read."""
+    if not sender:
+        return None
+    return session.exec(
+        select(Recommendation).where(
+            col(Recommendation.current) == sa.true(),
+            col(Recommendation.unit) == f"{UNIT_UNREAD}{sender}",
+        )
+    ).first()
 
 
 def place_forms(
@@ -121,14 +144,23 @@ def _record_form(
     app: App, session: Session, message: Message, item: FormInput, placement: Placement
 ) -> Recommendation | None:
     form = item.form
-    unit = (form.unit or "").strip() or _unit_from_history(session, message.sender)
-    if not unit:
-        unit = message.sender or "(unknown unit)"
+    written = (form.unit or "").strip()
+    unit = written or _unit_from_history(session, message.sender)
+    if not written and unit:
         placement.problems.append(
-            f"{item.attachment.filename}: the form names no 推荐单位; filed under the sender"
+            f"{item.attachment.filename}: the form names no 推荐单位; taken as {unit} from "
+            "the sender's earlier mail"
+        )
+    if not unit:
+        unit = f"{UNIT_UNREAD}{message.sender or message.sha256[:12]}"
+        placement.problems.append(
+            f"{item.attachment.filename}: the form names no 推荐单位 and the sender sent none "
+            "before; filed under the sender until a form names it"
         )
     unit_key = normalize_unit(unit) or unit
     current = _current_for(session, unit_key, unit)
+    if current is None and written:
+        current = _unread_unit_of_sender(session, message.sender)
     if current is not None and current.word_attachment_id is not None:
         previous_word = session.get(Attachment, current.word_attachment_id)
         if previous_word is not None and previous_word.sha256 == item.attachment.sha256:
@@ -136,10 +168,13 @@ def _record_form(
             return current
     version = 1
     if current is not None:
-        unit_key = current.unit_key
+        if units_match(current.unit, unit):
+            unit_key = current.unit_key
+            if len(current.unit) > len(unit):
+                unit = current.unit  # a correction may use the short name: keep the full one
+            version = current.version + 1
         current.current = False
         session.add(current)
-        version = current.version + 1
     recommendation = Recommendation(
         unit=unit,
         unit_key=unit_key,
@@ -200,19 +235,73 @@ def _attach_best_pdf(
     candidates = [
         _facts(pdf_message, pdf, unit=pdf.pdf_unit, titles=()) for pdf, pdf_message in waiting
     ]
-    index, score, _ = best_pdf_for_word(
+    index, score, scores = best_pdf_for_word(
         word_facts, candidates, accept=PDF_ACCEPT, margin=PDF_MARGIN
     )
+    evidence = list(score.evidence)
     if index is None:
-        return
+        index = _only_pdf_of_sender(session, recommendation, word_facts, candidates, scores)
+        if index is None:
+            return
+        score = scores[index]
+        evidence = [*score.evidence, SENDERS_ONLY_PDF]
     _join(
         session,
         recommendation,
         waiting[index][0],
         method="same_message" if waiting[index][1].id == message.id else "evidence",
         score=score.score,
-        evidence=list(score.evidence),
+        evidence=evidence,
     )
+
+
+def _plausible_same_sender(word: DocumentFacts, pdf: DocumentFacts, score: PairScore) -> bool:
+    """Same address, close in time, and the PDF names no other unit."""
+    return (
+        bool(word.sender)
+        and word.sender.lower() == pdf.sender.lower()
+        and abs(word.received_at - pdf.received_at) <= ARRIVAL_WINDOW
+        and not any("another unit" in reason for reason in score.evidence)
+    )
+
+
+def _open_recommendations_of(session: Session, sender: str) -> list[Recommendation]:
+    return [
+        row
+        for row in session.exec(
+            select(Recommendation).where(
+                col(Recommendation.current) == sa.true(),
+                col(Recommendation.pdf_attachment_id).is_(None),
+            )
+        ).all()
+        if row.sender.lower() == sender.lower()
+    ]
+
+
+def _only_pdf_of_sender(
+    session: Session,
+    recommendation: Recommendation,
+    word: DocumentFacts,
+    pdfs: Sequence[DocumentFacts],
+    scores: Sequence[PairScore],
+) -> int | None:
+    """The one waiting PDF this sender sent, when the sender has only this form waiting.
+
+    A scan carries no text and a webmail address no organisation, so the weighed evidence
+    stays below the bar; yet one PDF and one Word from one address days apart are one form.
+    Two of either leave it to staff.
+    """
+    same_sender = [
+        position
+        for position, (pdf, score) in enumerate(zip(pdfs, scores, strict=True))
+        if _plausible_same_sender(word, pdf, score)
+    ]
+    if len(same_sender) != 1:
+        return None
+    others = [
+        row for row in _open_recommendations_of(session, word.sender) if row.id != recommendation.id
+    ]
+    return same_sender[0] if not others else None
 
 
 def _place_lone_pdf(session: Session, message: Message, pdf: PdfInput) -> Recommendation | None:
@@ -235,7 +324,7 @@ def _place_lone_pdf(session: Session, message: Message, pdf: PdfInput) -> Recomm
                 evidence=["staff decision"],
             )
             return recommendation
-    scored = []
+    scored: list[tuple[PairScore, Recommendation, DocumentFacts]] = []
     pdf_facts = _facts(message, pdf.attachment, unit=pdf.attachment.pdf_unit, titles=())
     for recommendation in open_recommendations:
         word = session.get(Attachment, recommendation.word_attachment_id)
@@ -250,21 +339,30 @@ def _place_lone_pdf(session: Session, message: Message, pdf: PdfInput) -> Recomm
             ).all()
         )
         word_facts = _facts(word_message, word, unit=recommendation.unit, titles=titles)
-        scored.append((score_pair(word_facts, pdf_facts), recommendation))
+        scored.append((score_pair(word_facts, pdf_facts), recommendation, word_facts))
     if not scored:
         return None
     scored.sort(key=lambda pair: pair[0].score, reverse=True)
-    best_score, best = scored[0]
+    best_score, best, _ = scored[0]
     runner_up = scored[1][0].score if len(scored) > 1 else 0.0
+    evidence = list(best_score.evidence)
     if best_score.score < PDF_ACCEPT or best_score.score - runner_up < PDF_MARGIN:
-        return None
+        same_sender = [
+            (score, recommendation)
+            for score, recommendation, word_facts in scored
+            if _plausible_same_sender(word_facts, pdf_facts, score)
+        ]
+        if len(same_sender) != 1 or len(_open_recommendations_of(session, message.sender)) != 1:
+            return None
+        best_score, best = same_sender[0]
+        evidence = [*best_score.evidence, SENDERS_ONLY_PDF]
     _join(
         session,
         best,
         pdf.attachment,
         method="evidence",
         score=best_score.score,
-        evidence=list(best_score.evidence),
+        evidence=evidence,
     )
     return best
 

@@ -26,6 +26,8 @@ from service.models import (
 )
 
 MATCHED = ("ref", "name", "manual")
+UNIT_UNREAD = "未读出推荐单位："
+"""Prefix of the unit of a form that names none (set by pairing)."""
 
 
 def iso(moment: datetime | None, settings: Settings) -> str | None:
@@ -291,6 +293,15 @@ def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
         if not recommendation["current"]:
             continue
         unit = f"{recommendation['unit']} v{recommendation['version']} (#{recommendation['id']})"
+        if str(recommendation["unit"]).startswith(UNIT_UNREAD):
+            items.append(
+                {
+                    "category": "推荐单位待确认",
+                    "what": "the form names no 推荐单位; filed under the sender's address",
+                    "where": unit,
+                    "action": "ask the sender for a form that names the unit (it supersedes this)",
+                }
+            )
         if recommendation["pdf"] is None:
             items.append(
                 {
