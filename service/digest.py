@@ -49,7 +49,7 @@ def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
     return Digest(
         campaign_name=app.settings.campaign.name,
         deadline=app.settings.campaign.deadline,
-        now=now,
+        now=now.astimezone(zone),
         days_left=days_left,
         today=IntakeCounts(
             messages_by_kind=by_kind,
@@ -85,7 +85,7 @@ def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
         late=[
             LateItem(
                 what=f"{message['sender']} «{message['subject']}»",
-                received_at=datetime.fromisoformat(message["received_at"]),
+                received_at=datetime.fromisoformat(message["received_at"]).astimezone(zone),
             )
             for message in register["messages"]
             if message["late"]

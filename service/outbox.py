@@ -262,7 +262,7 @@ def unit_receipt_context(
     return UnitReceipt(
         campaign_name=app.settings.campaign.name,
         deadline=app.settings.campaign.deadline,
-        received_at=message.received_at,
+        received_at=message.received_at.astimezone(app.settings.campaign.zone),
         late=message.late,
         message_subject=message.subject,
         message_kind=cast(ReceiptMessageKind, kind),
