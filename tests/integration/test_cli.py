@@ -12,12 +12,28 @@ import sqlalchemy as sa
 pytestmark = pytest.mark.integration
 
 INTAKE = [sys.executable, "-m", "service"]
-COMMANDS = ["demo", "db", "submissions", "poll", "deliver", "digest", "results", "export",
-            "status", "reprocess", "run", "pair", "templates", "health"]
+COMMANDS = [
+    "demo",
+    "db",
+    "submissions",
+    "poll",
+    "deliver",
+    "digest",
+    "results",
+    "export",
+    "status",
+    "reprocess",
+    "run",
+    "pair",
+    "templates",
+    "health",
+]
 
 
 def intake(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*INTAKE, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [*INTAKE, *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+    )
 
 
 def test_help_lists_every_command():
@@ -29,8 +45,11 @@ def test_help_lists_every_command():
 
 @pytest.mark.parametrize(
     ("text", "key"),
-    [('[mailbox]\nhostt = "x"\n', "mailbox.hostt"), ('[mailbox]\nport = "x"\n', "mailbox.port"),
-     ('[smtp]\npassword_file = "/nonexistent/pw"\n', "password_file")],
+    [
+        ('[mailbox]\nhostt = "x"\n', "mailbox.hostt"),
+        ('[mailbox]\nport = "x"\n', "mailbox.port"),
+        ('[smtp]\npassword_file = "/nonexistent/pw"\n', "password_file"),
+    ],
 )
 def test_a_bad_config_exits_2_with_one_line_naming_the_key_and_file(tmp_path: Path, text, key):
     config = tmp_path / "bad.toml"

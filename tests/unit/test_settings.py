@@ -83,5 +83,5 @@ def test_an_unknown_environment_variable_is_named(monkeypatch: pytest.MonkeyPatc
 def test_an_unreadable_password_file_is_named(tmp_path: Path):
     config = tmp_path / "intake.toml"
     config.write_text('[smtp]\npassword_file = "/nonexistent/smtp.secret"\n')
-    with pytest.raises(ConfigError, match="/nonexistent/smtp.secret"):
+    with pytest.raises(ConfigError, match=r"/nonexistent/smtp\.secret"):
         load_settings(config)
