@@ -6,19 +6,52 @@ build an `App` with a real server on loopback or an honest fake in any slot.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import TypeVar, cast
 
 import sqlalchemy as sa
 
 from config.settings import Settings
-from notifications.render import Renderer
+from notifications.contexts import MailContext
+from notifications.render import RenderedMail, Renderer
 from notifications.transport import FileTransport, SmtpTransport, Transport
 from service.archive import Archive
 from service.db import create_db_engine
 from service.mailbox import DirectoryMailbox, ImapMailbox, Mailbox
+
+T = TypeVar("T")
+
+
+class CampaignTimeRenderer(Renderer):
+    """A renderer that shows every instant in the campaign's time zone (e.g. Asia/Shanghai)."""
+
+    def __init__(self, override_dir: Path | None, zone: tzinfo) -> None:
+        super().__init__(override_dir)
+        self.zone = zone
+
+    def render(self, context: MailContext) -> RenderedMail:
+        """Render `context` with its datetimes moved into the campaign zone."""
+        return super().render(in_zone(context, self.zone))
+
+
+def in_zone(value: T, zone: tzinfo) -> T:
+    """A copy of a context dataclass (recursively) with aware datetimes shown in `zone`."""
+    if isinstance(value, datetime):
+        return cast(T, value.astimezone(zone) if value.tzinfo else value)
+    if isinstance(value, list):
+        return cast(T, [in_zone(item, zone) for item in value])
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            item.name: in_zone(getattr(value, item.name), zone)
+            for item in dataclasses.fields(value)
+            if item.init
+        }
+        return cast(T, dataclasses.replace(value, **changes))
+    return value
 
 
 def utc_now() -> datetime:
@@ -80,6 +113,6 @@ def bootstrap(settings: Settings, *, log: Callable[[str], None] | None = None) -
         archive=Archive(Path(settings.storage.path)),
         open_mailbox=build_mailbox(settings),
         transport=build_transport(settings),
-        renderer=Renderer(settings.smtp.templates),
+        renderer=CampaignTimeRenderer(settings.smtp.templates, settings.campaign.zone),
         log=log or (lambda line: None),
     )

@@ -11,10 +11,9 @@ from typing import Any
 from sqlmodel import Session
 
 from config.settings import SAMPLES, Settings
-from notifications.render import Renderer
 from notifications.transport import RecordingTransport, Transport
 from service.archive import Archive
-from service.bootstrap import App
+from service.bootstrap import App, CampaignTimeRenderer
 from service.db import create_db_engine, upgrade_schema
 from service.mailbox import DirectoryMailbox, ImapMailbox, Mailbox
 from service.register import build_register
@@ -46,7 +45,7 @@ def make_app(
         archive=Archive(workdir / "archive"),
         open_mailbox=mailbox or (lambda: DirectoryMailbox(SAMPLES / "mailbox")),
         transport=transport or RecordingTransport(),
-        renderer=Renderer(),
+        renderer=CampaignTimeRenderer(None, settings.campaign.zone),
         clock=clock or (lambda: datetime(2025, 7, 20, 9, 0, tzinfo=UTC)),
     )
 
