@@ -65,6 +65,22 @@ MARK_CHUNK = 500
 """UIDs per after-processing command."""
 
 
+LEDGER_ROW_DEFAULTS: dict[str, object] = {
+    "downloaded": True,
+    "status": "pending",
+    "sender": "",
+    "sender_name": "",
+    "reply_to": [],
+    "subject": "",
+    "references": [],
+    "no_reply": False,
+    "late": False,
+    "problems": [],
+    "details": {},
+}
+"""A new ledger row's values before processing (the JSON columns have no column default)."""
+
+
 class LeaseLostError(RuntimeError):
     """The poll lease expired and another process took it: this poll must stop at once."""
 
@@ -324,8 +340,13 @@ def _archive_batch(
                 )
             ).all()
         }
+        new_rows: list[dict[str, object]] = []
+        seen: set[str] = set()
         for fetched, digest in zip(batch, digests, strict=True):
             known = existing.get(digest)
+            if known is None and digest in seen:
+                report.duplicates += 1
+                continue
             if known is not None:
                 report.duplicates += 1
                 if (
@@ -338,21 +359,26 @@ def _archive_batch(
                     known.uidvalidity, known.uid = uidvalidity, fetched.uid
                     session.add(known)
                 continue
-            message = Message(
-                account=mailbox.account,
-                folder=mailbox.folder,
-                uidvalidity=uidvalidity if mailbox.stable_uids else 0,
-                uid=fetched.uid if mailbox.stable_uids else content_uid(digest),
-                message_id=_header_message_id(fetched.raw),
-                sha256=digest,
-                size=len(fetched.raw),
-                received_at=fetched.internaldate or now,
-                archived_at=now,
-                after_done=app.settings.mailbox.after == "none",
+            new_rows.append(
+                {
+                    "account": mailbox.account,
+                    "folder": mailbox.folder,
+                    "uidvalidity": uidvalidity if mailbox.stable_uids else 0,
+                    "uid": fetched.uid if mailbox.stable_uids else content_uid(digest),
+                    "message_id": _header_message_id(fetched.raw),
+                    "sha256": digest,
+                    "size": len(fetched.raw),
+                    "received_at": fetched.internaldate or now,
+                    "archived_at": now,
+                    "after_done": app.settings.mailbox.after == "none",
+                    **LEDGER_ROW_DEFAULTS,
+                }
             )
-            session.add(message)
-            existing[digest] = message
+            seen.add(digest)
             report.archived += 1
+        if new_rows:
+            # one executemany: building 50 SQLModel objects costs more than the fetch
+            session.execute(sa.insert(Message), new_rows)
         cursor = _cursor(session, mailbox)
         cursor.last_uid = max(cursor.last_uid, *(fetched.uid for fetched in batch))
         session.add(cursor)
