@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from config.settings import Settings
+from parsers.normalize import units_match
 from service.models import (
     Attachment,
     CaseRow,
@@ -24,6 +25,7 @@ from service.models import (
     Submission,
     Suppression,
 )
+from service.pairing_rules import DocumentFacts, organisation_domain, unit_for_pdf
 
 MATCHED = ("ref", "name", "manual")
 UNIT_UNREAD = "未读出推荐单位："
@@ -58,15 +60,59 @@ def submission_states(session: Session) -> dict[str, tuple[str, int | None]]:
             best[row.submission_ref] = (rank, recommendation.id)
     names = {rank: status for status, rank in order.items()}
     states: dict[str, tuple[str, int | None]] = {}
-    for submission in session.exec(select(Submission)):
+    submissions = session.exec(select(Submission)).all()
+    waiting_recommenders = {
+        submission.recommender
+        for submission in submissions
+        if submission.ref not in best
+        and submission.route != "voluntary"
+        and submission.recommender
+        and not submission.withdrawn
+    }
+    pdf_only = _units_with_pdf_only(session, sorted(waiting_recommenders))
+    for submission in submissions:
         found = best.get(submission.ref)
         if found is not None:
             states[submission.ref] = (names[found[0]], found[1])
         elif submission.route == "voluntary":
             states[submission.ref] = ("complete", None)
+        elif submission.recommender in pdf_only:
+            states[submission.ref] = ("awaiting_word", None)
         else:
             states[submission.ref] = ("awaiting_recommendation", None)
     return states
+
+
+def _units_with_pdf_only(session: Session, units: list[str]) -> set[str]:
+    """Those of `units` whose sealed PDF is in, unplaced, while no Word form names them.
+
+    The PDF must name the unit itself (file name, subject or text): its submissions then
+    wait for the unit's Word form, not for a recommendation.
+    """
+    if not units:
+        return set()
+    found: set[str] = set()
+    waiting = session.exec(
+        select(Attachment, Message)
+        .join(Message, col(Message.id) == col(Attachment.message_pk))
+        .where(col(Attachment.kind) == "form_pdf", col(Attachment.placed) == sa.false())
+    ).all()
+    for attachment, message in waiting:
+        facts = DocumentFacts(
+            message_key=message.sha256,
+            sender=message.sender,
+            sender_domain=organisation_domain(message.sender),
+            received_at=message.received_at,
+            filename=attachment.filename,
+            subject=message.subject,
+            unit=attachment.pdf_unit,
+            pdf_text=attachment.pdf_text,
+            titles=(),
+        )
+        unit = unit_for_pdf(facts, units)
+        if unit is not None:
+            found.update(other for other in units if units_match(other, unit))
+    return found
 
 
 def build_register(session: Session, settings: Settings) -> dict[str, Any]:
@@ -98,16 +144,18 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             result["scanned"] = attachment.scanned
         return result
 
-    recommendations = session.exec(
-        select(Recommendation).order_by(col(Recommendation.unit_key), col(Recommendation.version))
-    ).all()
+    # Sorted here, not by the database: PostgreSQL collations order Chinese text otherwise.
+    recommendations = sorted(
+        session.exec(select(Recommendation)).all(),
+        key=lambda row: (row.unit_key, row.version, row.id or 0),
+    )
     rows_by_recommendation: dict[int, list[CaseRow]] = {}
     for row in session.exec(
         select(CaseRow).order_by(col(CaseRow.recommendation_id), col(CaseRow.row))
     ):
         rows_by_recommendation.setdefault(row.recommendation_id, []).append(row)
     states = submission_states(session)
-    submissions = session.exec(select(Submission).order_by(col(Submission.ref))).all()
+    submissions = sorted(session.exec(select(Submission)).all(), key=lambda row: row.ref)
     outbox = session.exec(select(Outbox).order_by(col(Outbox.id))).all()
     placed_pdfs = {row.pdf_attachment_id for row in recommendations if row.pdf_attachment_id}
 
@@ -246,7 +294,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         ],
         "suppressed": [
             {"address": row.address, "reason": row.reason}
-            for row in session.exec(select(Suppression).order_by(Suppression.address))
+            for row in sorted(session.exec(select(Suppression)).all(), key=lambda row: row.address)
         ],
     }
 

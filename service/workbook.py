@@ -10,6 +10,14 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from notifications.contexts import (
+    ATTACHMENT_KIND_LABELS,
+    MATCH_LABELS,
+    MESSAGE_KIND_LABELS,
+    RESULT_LABELS,
+    SEAL_LABELS,
+    SUBMISSION_STATUS_LABELS,
+)
 from service.register import attention_items
 
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -18,10 +26,7 @@ MAX_WIDTH = 60
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
 STATUS_CN = {
-    "complete": "完整",
-    "awaiting_recommendation": "待推荐",
-    "awaiting_pdf": "待盖章PDF",
-    "awaiting_word": "待Word",
+    **SUBMISSION_STATUS_LABELS,
     "processed": "已处理",
     "needs_attention": "需人工处理",
     "pending": "待发送",
@@ -29,12 +34,12 @@ STATUS_CN = {
     "failed": "发送失败",
     "suppressed": "不发送",
 }
-MATCH_CN = {
-    "ref": "申报编号",
-    "name": "名称匹配",
-    "manual": "人工",
-    "ambiguous": "待核对",
-    "none": "无",
+MATCH_CN = MATCH_LABELS
+OUTBOX_KIND_CN = {
+    "unit_receipt": "推荐单位回执",
+    "applicant_receipt": "申报单位回执",
+    "result": "结果通知",
+    "digest": "每日汇总",
 }
 
 
@@ -54,8 +59,7 @@ def _sheet(
     for row in rows:
         sheet.append([_plain(read(row)) for _, read in columns])
     sheet.freeze_panes = "A2"
-    if rows:
-        sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
     for index, (header, _) in enumerate(columns, start=1):
         values = [header] + [
             str(sheet.cell(row=r, column=index).value or "")
@@ -78,11 +82,10 @@ def _plain(value: Any) -> Any:
 
 
 def register_workbook(register: dict[str, Any]) -> bytes:
-    """Sheets 推荐单位, 案例, 在线申报, 待处理, 邮件 as .xlsx bytes."""
+    """Sheets 推荐单位, 案例, 在线申报, 待处理, 邮件 (received) and 发出邮件 as .xlsx bytes."""
     workbook = Workbook()
     for default_sheet in list(workbook.worksheets):
         workbook.remove(default_sheet)
-    current = [row for row in register["recommendations"]]
     _sheet(
         workbook,
         "推荐单位",
@@ -100,11 +103,11 @@ def register_workbook(register: dict[str, Any]) -> bytes:
             ("电子邮箱", lambda r: r["contact"]["email"]),
             ("Word推荐表", lambda r: (r["word"] or {}).get("filename")),
             ("盖章PDF", lambda r: (r["pdf"] or {}).get("filename")),
-            ("公章检查", lambda r: (r["pdf"] or {}).get("seal")),
+            ("公章检查", lambda r: _cn(SEAL_LABELS)((r["pdf"] or {}).get("seal"))),
             ("案例数", lambda r: len(r["cases"])),
             ("发件人", lambda r: r["sender"]),
         ],
-        current,
+        register["recommendations"],
     )
     cases = [
         {
@@ -156,7 +159,7 @@ def register_workbook(register: dict[str, Any]) -> bytes:
             ("提交时间", lambda r: r["submitted_at"]),
             ("状态", lambda r: _cn(STATUS_CN)(r["status"])),
             ("推荐表编号", lambda r: r["recommendation_id"]),
-            ("结果", lambda r: r["result"]),
+            ("结果", lambda r: _cn(RESULT_LABELS)(r["result"])),
             ("已撤回", lambda r: r["withdrawn"]),
         ],
         register["submissions"],
@@ -176,7 +179,29 @@ def register_workbook(register: dict[str, Any]) -> bytes:
         workbook,
         "邮件",
         [
-            ("类型", lambda r: r["kind"]),
+            ("收到时间", lambda r: r["received_at"]),
+            ("发件人", lambda r: r["sender"]),
+            ("主题", lambda r: r["subject"]),
+            ("类型", lambda r: _cn(MESSAGE_KIND_LABELS)(r["kind"])),
+            ("状态", lambda r: _cn(STATUS_CN)(r["status"])),
+            ("逾期", lambda r: r["late"]),
+            (
+                "附件",
+                lambda r: [
+                    f"{item['filename']}({ATTACHMENT_KIND_LABELS.get(item['kind'], item['kind'])})"
+                    for item in r["attachments"]
+                ],
+            ),
+            ("问题", lambda r: r["problems"]),
+            ("Message-ID", lambda r: r["message_id"]),
+        ],
+        register["messages"],
+    )
+    _sheet(
+        workbook,
+        "发出邮件",
+        [
+            ("类型", lambda r: _cn(OUTBOX_KIND_CN)(r["kind"])),
             ("收件人", lambda r: r["to"]),
             ("主题", lambda r: r["subject"]),
             ("状态", lambda r: _cn(STATUS_CN)(r["status"])),

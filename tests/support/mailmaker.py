@@ -21,6 +21,7 @@ from docx.document import Document
 from PIL import Image, ImageDraw
 
 from service.bootstrap import App
+from service.imports import ImportReport, import_submissions
 from service.ingest import PollReport, poll
 from service.mailbox import DirectoryMailbox
 
@@ -266,3 +267,84 @@ def export_csv(rows: Sequence[Online]) -> bytes:
             ]
         )
     return buffer.getvalue().encode("utf-8")
+
+
+def import_export(
+    app: App, directory: Path, rows: Sequence[Online], name: str = "export.csv"
+) -> ImportReport:
+    """Write `rows` as an export file and import it as staff would; returns the report."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(export_csv(rows))
+    return import_submissions(app, path)
+
+
+HEBEI = "中国联合网络通信有限公司河北省分公司"
+SHANXI = "山西省通信行业协会"
+JIANGXI = "江西省通信行业协会"
+GUANGDONG = "广东省通信行业协会"
+
+CAMPAIGN_SUBMISSIONS = (
+    Online("A001", "基于大模型的智能客服系统", "联通数字科技有限公司", recommender=HEBEI),
+    Online("A002", "5G+智慧工厂(一期)", "河北钢铁集团有限公司", recommender="河北联通"),
+    Online("A003", "煤矿井下5G专网", "晋能控股装备制造集团有限公司", recommender=SHANXI),
+    Online("A004", "赣江流域物联网水质监测", "江西水投科技有限公司", recommender=JIANGXI),
+    Online("A005", "边缘计算视频分析平台", "广州视联科技有限公司", recommender=GUANGDONG),
+    Online("A006", "县域数字乡村云平台", "四川蜀云科技有限公司", recommender="四川省通信行业协会"),
+    Online("V001", "校园安全AI巡检", "杭州智巡科技有限公司", route="自愿申报"),
+)
+
+
+@dataclass
+class Campaign:
+    """A small campaign in messages: every state a submission can be in, and a late mail."""
+
+    messages: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def build(cls) -> Campaign:
+        """Hebei complete; Shanxi Word only; Jiangxi PDF only; Guangdong late; Sichuan nothing."""
+        hebei = Form(
+            HEBEI,
+            [
+                Case("《基于大模型的智能客服系统》", "联通数字科技"),
+                Case("“5G+智慧工厂（一期）”", "河北 钢铁 集团有限公司"),
+            ],
+            email="wang@he.chinaunicom.example",
+        )
+        shanxi = Form(SHANXI, [Case("煤矿井下5G专网", "晋能控股装备制造集团")])
+        guangdong = Form(GUANGDONG, [Case("边缘计算视频分析平台", "广州视联科技有限公司")])
+        return cls(
+            messages=[
+                mail(
+                    "wang@he.chinaunicom.example",
+                    "河北联通推荐表",
+                    [word("河北联通推荐表.docx", hebei), pdf("河北联通推荐表（盖章）.pdf")],
+                    received=at(12),
+                ),
+                mail(
+                    "office@sxca.example",
+                    "山西省通信行业协会推荐表",
+                    [word("推荐表.docx", shanxi)],
+                    received=at(14),
+                ),
+                mail(
+                    "office@jxca.example",
+                    "推荐表盖章版",
+                    [pdf("江西省通信行业协会推荐表（盖章）.pdf", marker=2)],
+                    received=at(15),
+                ),
+                mail(
+                    "office@gdca.example",
+                    "广东省通信行业协会推荐表",
+                    [word("推荐表.docx", guangdong), pdf("推荐表（盖章）.pdf", marker=3)],
+                    received=at(2, month=8),
+                ),
+            ]
+        )
+
+    def run(self, app: App, drop: MailDrop, directory: Path) -> None:
+        """Import the export, then let every message arrive."""
+        import_export(app, directory, CAMPAIGN_SUBMISSIONS)
+        for raw in self.messages:
+            drop.arrive(app, raw)
