@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,8 @@ class RunningService:
         self._log.close()
 
 
-@pytest.fixture
-def start_service() -> Iterator[Callable[..., RunningService]]:
+@contextmanager
+def service_starter() -> Iterator[Callable[..., RunningService]]:
     """Start `intake run` processes; any still running at the end are killed."""
     started: list[RunningService] = []
 
@@ -189,9 +190,18 @@ def start_service() -> Iterator[Callable[..., RunningService]]:
         started.append(service)
         return service
 
-    yield start
-    for service in started:
-        service.close()
+    try:
+        yield start
+    finally:
+        for service in started:
+            service.close()
+
+
+@pytest.fixture
+def start_service() -> Iterator[Callable[..., RunningService]]:
+    """Start `intake run` processes; any still running at the end are killed."""
+    with service_starter() as start:
+        yield start
 
 
 def unit_receipts_at(sink: Any) -> Counter[str]:
