@@ -1,0 +1,185 @@
+"""Staff's `intake pair set / clear / pdf`: they win over automatic decisions and survive
+`intake reprocess`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.bootstrap import App
+from service.manual import DecisionError, record_manual_decision
+from service.processing import rebuild_all
+from tests.support.apps import make_app, register_of
+from tests.support.mailmaker import (
+    HEBEI,
+    Case,
+    Form,
+    MailDrop,
+    Online,
+    at,
+    import_export,
+    mail,
+    pdf,
+    word,
+)
+
+pytestmark = pytest.mark.integration
+
+EXPORT = [
+    Online("B001", "工业视觉质检平台", "华北智能科技有限公司"),
+    Online("B002", "工业视觉质检系统", "华北智能科技有限公司"),
+    Online("A001", "基于大模型的智能客服系统", "联通数字科技有限公司", recommender=HEBEI),
+]
+FORM = Form(
+    HEBEI,
+    [
+        Case("工业视觉质检", "华北智能科技有限公司"),
+        Case("基于大模型的智能客服系统", "联通数字科技有限公司"),
+    ],
+)
+
+
+@pytest.fixture
+def drop(tmp_path: Path) -> MailDrop:
+    return MailDrop(tmp_path / "mail")
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path, drop: MailDrop) -> Any:
+    application = make_app(db_url, tmp_path, mailbox=drop.mailbox)
+    import_export(application, tmp_path / "exports", EXPORT)
+    yield application
+    application.engine.dispose()
+
+
+def hebei(app: App) -> dict[str, Any]:
+    (row,) = [
+        row
+        for row in register_of(app)["recommendations"]
+        if row["current"] and row["unit"] == HEBEI
+    ]
+    return row
+
+
+def rows(app: App) -> list[tuple[str, str | None]]:
+    return [(case["match"], case["submission_ref"]) for case in hebei(app)["cases"]]
+
+
+def send_form(app: App, drop: MailDrop, *, with_pdf: bool = True) -> None:
+    files = [word("推荐表.docx", FORM)]
+    if with_pdf:
+        files.append(pdf("推荐表（盖章）.pdf"))
+    drop.arrive(app, mail("wang@he.chinaunicom.example", "推荐表", files, received=at(12)))
+
+
+def test_staff_tie_an_ambiguous_row_and_the_tie_survives_reprocessing(app: App, drop: MailDrop):
+    send_form(app, drop)
+    assert rows(app) == [("ambiguous", None), ("name", "A001")]
+
+    said = record_manual_decision(app, hebei(app)["id"], kind="row", row=1, submission="B002")
+
+    assert "B002" in said
+    assert rows(app) == [("manual", "B002"), ("name", "A001")]
+    statuses = {row["ref"]: row["status"] for row in register_of(app)["submissions"]}
+    assert statuses["B002"] == "complete" and statuses["B001"] == "awaiting_recommendation"
+    outbox = register_of(app)["outbox"]
+    assert [row["submission_ref"] for row in outbox if row["kind"] == "applicant_receipt"] == [
+        "A001",
+        "B002",
+    ]
+
+    rebuild_all(app)
+
+    assert rows(app) == [("manual", "B002"), ("name", "A001")]
+    assert register_of(app)["outbox"] == outbox
+
+
+def test_staff_clear_a_wrong_automatic_match_and_the_clear_survives_reprocessing(
+    app: App, drop: MailDrop
+):
+    send_form(app, drop)
+
+    record_manual_decision(app, hebei(app)["id"], kind="row", row=2, submission=None)
+
+    assert rows(app)[1] == ("none", None)
+    rebuild_all(app)
+    assert rows(app)[1] == ("none", None)
+
+
+def test_staff_place_a_stray_pdf_and_the_placement_survives_reprocessing(app: App, drop: MailDrop):
+    send_form(app, drop, with_pdf=False)
+    drop.arrive(app, mail("chen@qq.example", "扫描件", [pdf("scan.pdf")], received=at(13)))
+    register = register_of(app)
+    (stray,) = register["unplaced_pdfs"]
+    assert hebei(app)["pdf"] is None
+
+    record_manual_decision(app, hebei(app)["id"], kind="pdf", attachment=stray["sha256"][:12])
+
+    placed = hebei(app)
+    assert placed["pdf"]["sha256"] == stray["sha256"]
+    assert placed["pdf_pairing"]["method"] == "manual"
+    assert placed["complete"] is True
+    assert register_of(app)["unplaced_pdfs"] == []
+
+    rebuild_all(app)
+
+    again = hebei(app)
+    assert again["pdf"]["sha256"] == stray["sha256"]
+    assert again["pdf_pairing"]["method"] == "manual"
+    assert again["complete"] is True
+
+
+def test_a_decision_naming_something_unknown_is_refused_with_what_to_do(app: App, drop: MailDrop):
+    send_form(app, drop)
+    recommendation = hebei(app)["id"]
+
+    with pytest.raises(DecisionError, match="import the latest export"):
+        record_manual_decision(app, recommendation, kind="row", row=1, submission="Z999")
+    with pytest.raises(DecisionError, match="has no row 9"):
+        record_manual_decision(app, recommendation, kind="row", row=9, submission="B001")
+    with pytest.raises(DecisionError, match="form PDFs"):
+        record_manual_decision(app, recommendation, kind="pdf", attachment="ffffffff")
+
+
+def test_intake_pair_set_on_the_command_line_ties_the_row(sqlite_url: str, tmp_path: Path):
+    drop = MailDrop(tmp_path / "mail")
+    application = make_app(sqlite_url, tmp_path, mailbox=drop.mailbox)
+    import_export(application, tmp_path / "exports", EXPORT)
+    send_form(application, drop)
+    recommendation = hebei(application)["id"]
+    config = tmp_path / "intake.toml"
+    config.write_text(
+        f'[database]\nurl = "{sqlite_url}"\n[storage]\npath = "{tmp_path / "archive"}"\n'
+        f'[smtp]\nkind = "file"\npath = "{tmp_path / "out"}"\n',
+        encoding="utf-8",
+    )
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "--config",
+            str(config),
+            "pair",
+            "set",
+            "--recommendation",
+            str(recommendation),
+            "--row",
+            "1",
+            "--submission",
+            "B001",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "B001" in done.stdout
+    assert rows(application)[0] == ("manual", "B001")
+    application.engine.dispose()

@@ -1,0 +1,149 @@
+"""Importing the online system's export again and again: upsert, withdraw, re-match."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.bootstrap import App
+from tests.support.apps import make_app, register_of
+from tests.support.mailmaker import (
+    HEBEI,
+    Case,
+    Form,
+    MailDrop,
+    Online,
+    at,
+    import_export,
+    mail,
+    pdf,
+    word,
+)
+
+pytestmark = pytest.mark.integration
+
+SMART_SERVICE = Online(
+    "A001", "基于大模型的智能客服系统", "联通数字科技有限公司", recommender=HEBEI
+)
+SMART_FACTORY = Online("A002", "5G+智慧工厂(一期)", "河北钢铁集团有限公司", recommender=HEBEI)
+SCHOOL = Online("V001", "校园安全AI巡检", "杭州智巡科技有限公司", route="自愿申报")
+
+
+@pytest.fixture
+def drop(tmp_path: Path) -> MailDrop:
+    return MailDrop(tmp_path / "mail")
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path, drop: MailDrop) -> Any:
+    application = make_app(db_url, tmp_path, mailbox=drop.mailbox)
+    yield application
+    application.engine.dispose()
+
+
+def submissions(app: App) -> dict[str, dict[str, Any]]:
+    return {row["ref"]: row for row in register_of(app)["submissions"]}
+
+
+def test_an_export_is_upserted_by_ref_and_the_report_says_what_changed(app: App, tmp_path: Path):
+    exports = tmp_path / "exports"
+    first = import_export(app, exports, [SMART_SERVICE, SMART_FACTORY], "day1.csv")
+    assert (first.added, first.changed, first.unchanged) == (["A001", "A002"], [], [])
+
+    renamed = Online("A002", "5G+智慧工厂(一期)建设", SMART_FACTORY.applicant, recommender=HEBEI)
+    broken = Online("", "没有编号的申报", "某公司")
+    second = import_export(app, exports, [SMART_SERVICE, renamed, SCHOOL, broken], "day2.csv")
+
+    assert second.added == ["V001"]
+    assert second.changed == ["A002"]
+    assert second.unchanged == ["A001"]
+    assert len(second.rejected) == 1 and "row" in second.rejected[0]
+    rows = submissions(app)
+    assert sorted(rows) == ["A001", "A002", "V001"]
+    assert rows["A002"]["title"] == "5G+智慧工厂(一期)建设"
+    assert rows["V001"]["route"] == "voluntary"
+
+
+def test_a_row_dropped_by_a_later_export_is_withdrawn_not_deleted(app: App, tmp_path: Path):
+    exports = tmp_path / "exports"
+    import_export(app, exports, [SMART_SERVICE, SMART_FACTORY], "day1.csv")
+
+    report = import_export(app, exports, [SMART_SERVICE], "day2.csv")
+
+    assert report.withdrawn == ["A002"]
+    rows = submissions(app)
+    assert rows["A002"]["withdrawn"] is True
+    assert rows["A001"]["withdrawn"] is False
+
+    back = import_export(app, exports, [SMART_SERVICE, SMART_FACTORY], "day3.csv")
+    assert back.changed == ["A002"]
+    assert submissions(app)["A002"]["withdrawn"] is False
+
+
+def test_a_form_row_without_submission_is_matched_once_the_submission_is_imported(
+    app: App, drop: MailDrop, tmp_path: Path
+):
+    exports = tmp_path / "exports"
+    import_export(app, exports, [SMART_SERVICE], "day1.csv")
+    form = Form(
+        HEBEI,
+        [
+            Case("基于大模型的智能客服系统", "联通数字科技有限公司"),
+            Case("5G+智慧工厂（一期）", "河北钢铁集团"),
+        ],
+    )
+    drop.arrive(
+        app,
+        mail(
+            "wang@he.chinaunicom.example",
+            "推荐表",
+            [word("推荐表.docx", form), pdf("推荐表（盖章）.pdf")],
+            received=at(12),
+        ),
+    )
+    before = register_of(app)
+    (recommendation,) = before["recommendations"]
+    assert [case["match"] for case in recommendation["cases"]] == ["name", "none"]
+    assert [row["submission_ref"] for row in before["outbox"] if row["submission_ref"]] == ["A001"]
+
+    import_export(app, exports, [SMART_SERVICE, SMART_FACTORY], "day2.csv")
+
+    after = register_of(app)
+    (recommendation,) = after["recommendations"]
+    assert [(case["match"], case["submission_ref"]) for case in recommendation["cases"]] == [
+        ("name", "A001"),
+        ("name", "A002"),
+    ]
+    assert submissions(app)["A002"]["status"] == "complete"
+    receipts = Counter(
+        row["submission_ref"] for row in after["outbox"] if row["kind"] == "applicant_receipt"
+    )
+    assert receipts == Counter({"A001": 1, "A002": 1})
+
+    import_export(app, exports, [SMART_SERVICE, SMART_FACTORY], "day3.csv")
+    assert register_of(app)["outbox"] == after["outbox"]
+
+
+def test_a_withdrawn_submission_no_longer_counts_as_matched(
+    app: App, drop: MailDrop, tmp_path: Path
+):
+    exports = tmp_path / "exports"
+    import_export(app, exports, [SMART_SERVICE, SMART_FACTORY], "day1.csv")
+    form = Form(HEBEI, [Case("5G+智慧工厂（一期）", "河北钢铁集团")])
+    drop.arrive(
+        app,
+        mail(
+            "wang@he.chinaunicom.example",
+            "推荐表",
+            [word("推荐表.docx", form), pdf("推荐表（盖章）.pdf")],
+            received=at(12),
+        ),
+    )
+
+    import_export(app, exports, [SMART_SERVICE], "day2.csv")
+
+    (recommendation,) = register_of(app)["recommendations"]
+    assert recommendation["cases"][0]["match"] == "none"
