@@ -1,0 +1,94 @@
+"""`intake export --format xlsx` and `intake status`, run as staff run them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from tests.support.apps import make_app
+from tests.support.mailmaker import JIANGXI, Campaign, MailDrop
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def intake(sqlite_url: str, tmp_path: Path) -> list[str]:
+    """The `intake` command on a database holding the small campaign."""
+    drop = MailDrop(tmp_path / "mail")
+    application = make_app(sqlite_url, tmp_path, mailbox=drop.mailbox)
+    Campaign.build().run(application, drop, tmp_path / "exports")
+    application.engine.dispose()
+    config = tmp_path / "intake.toml"
+    config.write_text(
+        f'[database]\nurl = "{sqlite_url}"\n[storage]\npath = "{tmp_path / "archive"}"\n'
+        f'[mailbox]\nkind = "directory"\npath = "{tmp_path / "mail"}"\n'
+        f'[smtp]\nkind = "file"\npath = "{tmp_path / "out"}"\n',
+        encoding="utf-8",
+    )
+    return [sys.executable, "-m", "service", "--config", str(config)]
+
+
+def test_the_xlsx_export_is_one_workbook_staff_can_filter_and_read(
+    intake: list[str], tmp_path: Path
+):
+    target = tmp_path / "register.xlsx"
+    subprocess.run(
+        [*intake, "export", "--format", "xlsx", "-o", str(target)], check=True, capture_output=True
+    )
+
+    workbook = load_workbook(target)
+    assert workbook.sheetnames[:5] == ["推荐单位", "案例", "在线申报", "待处理", "邮件"]
+    for sheet in workbook.worksheets:
+        assert sheet.freeze_panes == "A2", sheet.title
+        assert sheet.auto_filter.ref and sheet.auto_filter.ref.startswith("A1:"), sheet.title
+        widths = [
+            sheet.column_dimensions[cell.column_letter].width for cell in sheet[1] if cell.value
+        ]
+        assert all(6 <= width <= 60 for width in widths), (sheet.title, widths)
+    units = workbook["推荐单位"]
+    assert [cell.value for cell in units[1]][:5] == ["编号", "推荐单位", "版本", "当前版本", "完整"]
+    assert units.max_row == 1 + 3
+    submissions = workbook["在线申报"]
+    headers = [cell.value for cell in submissions[1]]
+    assert headers[:3] == ["申报编号", "案例名称", "申报单位"]
+    status = {
+        row[0]: row[headers.index("状态")]
+        for row in submissions.iter_rows(min_row=2, values_only=True)
+    }
+    assert status["A004"] == "待Word推荐表"
+    assert status["V001"] == "材料齐全"
+    todo = [row[0] for row in workbook["待处理"].iter_rows(min_row=2, values_only=True)]
+    assert "PDF待对应" in todo and "逾期" in todo
+    mail_rows = list(workbook["邮件"].iter_rows(min_row=2, values_only=True))
+    assert len(mail_rows) == 4
+    title_width = units.column_dimensions["B"].width
+    assert title_width >= len("中国联合网络通信有限公司河北省分公司") * 2 - 4
+
+
+def test_status_piped_is_plain_text_with_the_counts_and_what_needs_a_person(intake: list[str]):
+    environment = {key: value for key, value in os.environ.items() if key != "FORCE_COLOR"}
+    done = subprocess.run(
+        [*intake, "status"], capture_output=True, text=True, check=True, env=environment
+    )
+
+    assert "\x1b[" not in done.stdout
+    text = done.stdout
+    assert "awaiting_word" in text and "awaiting_recommendation" in text
+    assert "needs a person" in text
+    assert "PDF待对应" in text and "逾期" in text
+    assert JIANGXI[:4] in text
+
+
+def test_status_on_a_terminal_is_rich(intake: list[str]):
+    environment = {**os.environ, "FORCE_COLOR": "1", "TERM": "xterm-256color"}
+    done = subprocess.run(
+        [*intake, "status"], capture_output=True, text=True, check=True, env=environment
+    )
+
+    assert "\x1b[" in done.stdout
+    assert "needs a person" in done.stdout
