@@ -1,4 +1,4 @@
-"""Run `deliver()` in a process of its own, for crash tests: `python -m tests.support.deliver_crash`.
+"""Run `deliver()` in a process of its own, for crash tests (`-m tests.support.deliver_crash`).
 
 It prints `ready` once the application is built, then delivers the outbox to an SMTP server.
 With `--exit-after N` the transport is the real `SmtpTransport`, wrapped so that the process
