@@ -145,7 +145,7 @@ def _judge_poll(
     facts: HealthFacts, account: str, folder: str, *, now: datetime, allowed_gap: timedelta
 ) -> tuple[bool, str]:
     """Whether the configured mailbox is being read, and one line saying why."""
-    where = f"mailbox {account} folder {folder}"
+    where = f"mailbox {account}" + (f" folder {folder}" if folder else "")
     cursor = next(
         (row for row in facts.cursors if (row.account, row.folder) == (account, folder)), None
     )
