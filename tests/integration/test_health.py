@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -14,6 +16,7 @@ from notifications.transport import RecordingTransport
 from service.bootstrap import bootstrap
 from service.health import HealthServer, ServiceCounters, check_health
 from service.ingest import poll
+from service.mailbox import FetchedMessage, FolderState, RemoteMessage
 from service.outbox import deliver
 from tests.integration.test_run_service import (
     EXPECTED_RECEIPTS,
@@ -41,7 +44,7 @@ class MovableClock:
 
 
 class UnreachableMailbox:
-    """The configured mailbox's name, but the server is down: entering it fails."""
+    """The configured mailbox's name, but the server is down: every use of it fails."""
 
     stable_uids = True
 
@@ -49,13 +52,34 @@ class UnreachableMailbox:
         self.account = account
         self.folder = folder
 
-    def __enter__(self) -> UnreachableMailbox:
-        raise MailboxError(
+    def _refused(self) -> MailboxError:
+        return MailboxError(
             f"could not connect to {self.account}: Connection refused — the next poll will retry"
         )
 
+    def __enter__(self) -> Self:
+        raise self._refused()
+
     def __exit__(self, *exc: object) -> None:
         return None
+
+    def state(self) -> FolderState:
+        raise self._refused()
+
+    def list_newer(self, above_uid: int, *, since: date | None = None) -> list[RemoteMessage]:
+        raise self._refused()
+
+    def fetch(self, uids: Sequence[int], *, batch_size: int = 50) -> Iterator[FetchedMessage]:
+        raise self._refused()
+
+    def fetch_headers(self, uids: Sequence[int]) -> dict[int, bytes]:
+        raise self._refused()
+
+    def apply_after(self, uids: Sequence[int], action: str) -> None:
+        raise self._refused()
+
+    def wait_for_new(self, timeout: float) -> bool:
+        raise self._refused()
 
 
 def labelled_value(metrics: str, name: str, **labels: str) -> float | None:
@@ -161,7 +185,7 @@ def test_health_before_the_first_poll_is_unhealthy_and_says_why(sqlite_url, tmp_
     app.engine.dispose()
 
 
-def test_health_asks_for_intake_db_upgrade_when_the_schema_is_missing(tmp_path: Path):
+def test_health_asks_for_intake_db_upgrade_when_the_schema_is_missing(tmp_path: Path) -> None:
     app = bootstrap(
         Settings(
             database={"url": f"sqlite:///{tmp_path / 'empty.db'}"},
