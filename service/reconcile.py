@@ -17,8 +17,12 @@ from service.models import Attachment, CaseRow, ManualDecision, Message, Recomme
 from service.outbox import queue_applicant_receipts
 
 
-def submission_index(session: Session) -> SubmissionIndex:
+def submission_index(
+    session: Session, submissions: Sequence[Submission] | None = None
+) -> SubmissionIndex:
     """An index over every submission still in the online system."""
+    if submissions is None:
+        submissions = session.exec(select(Submission)).all()
     return SubmissionIndex(
         Candidate(
             ref=row.ref,
@@ -27,7 +31,8 @@ def submission_index(session: Session) -> SubmissionIndex:
             recommender=row.recommender,
             route=row.route,
         )
-        for row in session.exec(select(Submission).where(Submission.withdrawn == sa.false())).all()
+        for row in submissions
+        if not row.withdrawn
     )
 
 
@@ -45,7 +50,10 @@ def reconcile(
         ).all()
     if not recommendations:
         return
-    index = index or submission_index(session)
+    # Held for the whole run: the session's identity map then answers every lookup of a
+    # submission while receipts are queued, instead of one query per matched row.
+    submissions = session.exec(select(Submission)).all()
+    index = index or submission_index(session, submissions)
     thresholds = Thresholds(
         accept=app.settings.matching.accept, margin=app.settings.matching.margin
     )
