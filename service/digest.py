@@ -32,7 +32,7 @@ def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
     today_messages = [
         message
         for message in register["messages"]
-        if message["received_at"] and datetime.fromisoformat(message["received_at"]) >= since
+        if message["received_at"] and since <= datetime.fromisoformat(message["received_at"]) <= now
     ]
     by_kind: dict[str, int] = {}
     for message in today_messages:
