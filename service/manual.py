@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from config.errors import IntakeError
 from service.bootstrap import App
@@ -29,6 +30,18 @@ def record_manual_decision(
         recommendation = session.get(Recommendation, recommendation_id)
         if recommendation is None:
             raise DecisionError(f"no recommendation {recommendation_id}: see `intake export`")
+        if not recommendation.current:
+            newer = session.exec(
+                select(Recommendation).where(
+                    col(Recommendation.unit_key) == recommendation.unit_key,
+                    col(Recommendation.current) == sa.true(),
+                )
+            ).first()
+            raise DecisionError(
+                f"recommendation {recommendation_id} is version {recommendation.version} of "
+                f"{recommendation.unit}, superseded"
+                + (f" by version {newer.version} (#{newer.id}): decide on that" if newer else "")
+            )
         decision = ManualDecision(
             kind=kind,
             unit_key=recommendation.unit_key,

@@ -183,3 +183,24 @@ def test_intake_pair_set_on_the_command_line_ties_the_row(sqlite_url: str, tmp_p
     assert "B001" in done.stdout
     assert rows(application)[0] == ("manual", "B001")
     application.engine.dispose()
+
+
+def test_a_decision_on_a_superseded_version_points_staff_to_the_current_one(
+    app: App, drop: MailDrop
+):
+    send_form(app, drop)
+    old = hebei(app)["id"]
+    corrected = Form(HEBEI, [*FORM.cases, Case("县域医共体远程会诊平台", "河北健康云科技有限公司")])
+    drop.arrive(
+        app,
+        mail(
+            "wang@he.chinaunicom.example",
+            "推荐表（更正）",
+            [word("推荐表.docx", corrected)],
+            received=at(13),
+        ),
+    )
+    current = hebei(app)
+
+    with pytest.raises(DecisionError, match=f"version 2 \\(#{current['id']}\\)"):
+        record_manual_decision(app, old, kind="row", row=1, submission="B001")
