@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
@@ -50,23 +51,25 @@ def _cn(table: dict[str, str]) -> Callable[[Any], str]:
 def _sheet(
     workbook: Workbook, title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]]
 ) -> None:
+    """One sheet, streamed (write-only): bold frozen header, a filter, widths from content."""
     sheet = workbook.create_sheet(title)
-    sheet.append([header for header, _ in columns])
-    for cell in sheet[1]:
+    values = [[_plain(read(row)) for _, read in columns] for row in rows]
+    for index, (header, _) in enumerate(columns, start=1):
+        sample = [header, *(str(line[index - 1] or "") for line in values[:500])]
+        width = max(_display_width(text) for text in sample) + 2
+        sheet.column_dimensions[get_column_letter(index)].width = min(width, MAX_WIDTH)
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
+    header_cells = []
+    for header, _ in columns:
+        cell = WriteOnlyCell(sheet, value=header)
         cell.font = Font(bold=True)
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(vertical="center")
-    for row in rows:
-        sheet.append([_plain(read(row)) for _, read in columns])
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
-    for index, (header, _) in enumerate(columns, start=1):
-        values = [header] + [
-            str(sheet.cell(row=r, column=index).value or "")
-            for r in range(2, min(len(rows), 500) + 2)
-        ]
-        width = max(_display_width(value) for value in values) + 2
-        sheet.column_dimensions[get_column_letter(index)].width = min(width, MAX_WIDTH)
+        header_cells.append(cell)
+    sheet.append(header_cells)
+    for line in values:
+        sheet.append(line)
 
 
 def _display_width(text: str) -> int:
@@ -83,9 +86,7 @@ def _plain(value: Any) -> Any:
 
 def register_workbook(register: dict[str, Any]) -> bytes:
     """Sheets 推荐单位, 案例, 在线申报, 待处理, 邮件 (received) and 发出邮件 as .xlsx bytes."""
-    workbook = Workbook()
-    for default_sheet in list(workbook.worksheets):
-        workbook.remove(default_sheet)
+    workbook = Workbook(write_only=True)
     _sheet(
         workbook,
         "推荐单位",
