@@ -233,10 +233,25 @@ def _advance_cursor(app: App, mailbox: Mailbox, uid: int) -> None:
             session.commit()
 
 
+HEADER_SEARCH_LIMIT = 1 << 20
+"""Look for the end of the header block only this far into a message."""
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The header block, found without scanning a CRLF message's whole body for LF LF."""
+    crlf = raw.find(b"\r\n\r\n", 0, HEADER_SEARCH_LIMIT)
+    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else HEADER_SEARCH_LIMIT)
+    if lf >= 0:
+        return raw[: lf + 2]
+    if crlf >= 0:
+        return raw[: crlf + 4]
+    return read_header_block(raw[:HEADER_SEARCH_LIMIT])
+
+
 def _header_message_id(raw: bytes) -> str | None:
     """The Message-ID header, read from the header block only (bodies can be 50 MB)."""
     headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
-        read_header_block(raw), headersonly=True
+        _header_block(raw), headersonly=True
     )
     value = headers.get("Message-ID")
     if value is None:
