@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from config.settings import SAMPLES
 from notifications.transport import RecordingTransport
 from service.db import create_db_engine
-from service.scheduler import import_watch_folder, run_service
+from service.health import ServiceCounters
+from service.scheduler import Service, build_scheduler, import_watch_folder, run_service
 from tests.support.apps import TRUTH, append_samples, make_app
 from tests.support.services import free_port
 
@@ -273,6 +274,7 @@ def test_intake_run_answers_the_sample_mail_and_stops_with_0_on_sigterm(
     assert run_intake(config, "db", "upgrade", cwd=tmp_path).returncode == 0
     service = start_service(config, cwd=tmp_path)
     wait_until(lambda: "event=service_starting" in service.log(), timeout=30, what="start")
+    appended = time.monotonic()
     append_samples(dovecot, username)
 
     wait_until(
@@ -281,8 +283,11 @@ def test_intake_run_answers_the_sample_mail_and_stops_with_0_on_sigterm(
         what="unit receipts at the sink",
         evidence=lambda: f"{sink_summary(smtp_sink)}\n{service.log()[-4000:]}",
     )
+    print(f"receipts at the sink {time.monotonic() - appended:.1f} s after the APPEND")
     status, _, text = http_get(f"http://127.0.0.1:{health_port}/healthz")
+    stopping = time.monotonic()
     exit_status = service.stop(signal.SIGTERM)
+    print(f"stopped {time.monotonic() - stopping:.1f} s after SIGTERM")
 
     log = service.log()
     assert exit_status == 0, log[-3000:]
@@ -386,6 +391,7 @@ def test_with_idle_new_mail_is_read_long_before_the_next_scheduled_poll(
         evidence=lambda: service.log()[-4000:],
     )
     answered_within = time.monotonic() - appended
+    print(f"receipts at the sink {answered_within:.1f} s after the APPEND (IDLE)")
     assert service.stop() == 0
     assert answered_within < 60  # the scheduled poll would come after 10 minutes
 
@@ -487,4 +493,29 @@ def test_an_unreadable_export_is_reported_once_and_tried_again_only_when_it_chan
     assert len(first) == 1 and first[0].report is None and first[0].error
     assert again == []
     assert len(fixed) == 1 and fixed[0].report is not None
+    app.engine.dispose()
+
+
+def test_the_digest_goes_out_at_digest_at_in_the_campaign_time_zone_and_once_a_day(
+    sqlite_url, tmp_path
+):
+    transport = RecordingTransport()
+    app = make_app(
+        sqlite_url,
+        tmp_path,
+        transport=transport,
+        campaign={"timezone": "Asia/Shanghai", "staff": ["staff@cace.example"]},
+        schedule={"digest_at": "08:30"},
+    )
+    service = Service(app, threading.Event(), ServiceCounters())
+    digest = build_scheduler(service).get_job("digest")
+    shanghai = app.settings.campaign.zone
+    after_today_s = datetime(2025, 7, 20, 9, 0, tzinfo=shanghai)
+
+    next_digest = digest.trigger.get_next_fire_time(None, after_today_s)
+    service.queue_digest_and_deliver()
+    service.queue_digest_and_deliver()
+
+    assert next_digest == datetime(2025, 7, 21, 8, 30, tzinfo=shanghai)
+    assert [mail.recipients for mail in transport.sent] == [["staff@cace.example"]]
     app.engine.dispose()
