@@ -190,14 +190,20 @@ class _SmtpSession:
         self._client = client
 
     async def close(self) -> None:
-        """Say QUIT if the connection is still up, and forget it."""
+        """Say QUIT if the connection is still up, then make sure its socket is closed."""
         client, self._client = self._client, None
-        if client is None or not client.is_connected:
+        if client is None:
             return
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+        transport = client.transport
+        if client.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+        if isinstance(transport, asyncio.Transport):
+            # After QUIT nothing is left to say; a TLS close() would wait for the server's
+            # close_notify, and the event loop ends before it comes, leaking the socket.
+            transport.abort()
+            for _ in range(3):  # the socket closes in callbacks a loop iteration later
+                await asyncio.sleep(0)
 
     def _where(self) -> str:
         return f"SMTP server {self._transport.host}:{self._transport.port}"

@@ -35,11 +35,19 @@ def send(sink: SmtpSink, *messages: EmailMessage, **options: object) -> list[str
             tls_context=sink.client_tls_context,
             **options,  # type: ignore[arg-type]
         ) as client:
-            for message in messages:
-                try:
-                    await client.send_message(message)
-                except aiosmtplib.SMTPResponseException as exc:
-                    failures.append(f"{exc.code} {exc.message}")
+            transport = client.transport
+            try:
+                for message in messages:
+                    try:
+                        await client.send_message(message)
+                    except aiosmtplib.SMTPResponseException as exc:
+                        failures.append(f"{exc.code} {exc.message}")
+            finally:
+                # Do not leave a TLS socket waiting for close_notify when the loop ends.
+                if transport is not None:
+                    transport.abort()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
         return failures
 
     return asyncio.run(run())

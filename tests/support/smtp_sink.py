@@ -90,11 +90,13 @@ class _SinkHandler:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
 
-    async def handle_DATA(self, server: _SinkServer, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(  # noqa: N802 (the name aiosmtpd calls)
+        self, server: _SinkServer, session: Session, envelope: Envelope
+    ) -> str:
         return self._sink._take_delivery(server, envelope)
 
 
-class _SinkServer(SMTP):  # type: ignore[misc]
+class _SinkServer(SMTP):
     """One client connection; closes itself after replying when the sink says so."""
 
     def __init__(
@@ -114,13 +116,13 @@ class _SinkServer(SMTP):  # type: ignore[misc]
         self.sink._live.discard(self)
         super().connection_lost(error)
 
-    async def smtp_DATA(self, arg: str) -> None:
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 (overrides aiosmtpd)
         await super().smtp_DATA(arg)
         if self.drop_after_reply and self.transport is not None:
             self.transport.close()  # flushes the 250 reply first, then FIN
 
 
-class _SinkController(Controller):  # type: ignore[misc]
+class _SinkController(Controller):
     def __init__(self, sink: SmtpSink, **kwargs: Any) -> None:
         super().__init__(_SinkHandler(sink), **kwargs)
         self._sink = sink
@@ -220,10 +222,15 @@ class SmtpSink:
         self._controller = None
 
     async def _close_connections(self) -> None:
+        # abort(), not close(): a TLS transport's close() waits for the peer's close_notify,
+        # which a client that has already gone never sends.
         for server in list(self._live):
             if server.transport is not None:
-                server.transport.close()
-        await asyncio.sleep(0)  # let the transports' close callbacks run
+                server.transport.abort()
+        for _ in range(100):  # connection_lost arrives a loop iteration or two later
+            if not self._live:
+                break
+            await asyncio.sleep(0.001)
 
     def __enter__(self) -> SmtpSink:
         return self.start()
@@ -258,10 +265,10 @@ class SmtpSink:
             parsed = email.message_from_bytes(data, policy=policy.default)
             self.received.append(
                 ReceivedEnvelope(
-                    mail_from=envelope.mail_from,
+                    mail_from=envelope.mail_from or "",
                     rcpt_tos=list(envelope.rcpt_tos),
                     data=data,
-                    message=cast(EmailMessage, parsed),
+                    message=parsed,
                     connection=server.number,
                 )
             )
