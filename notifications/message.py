@@ -76,12 +76,9 @@ def clean_header_text(value: str) -> str:
 
 def parse_address(value: str) -> Address:
     """Read `name <addr>` or a bare address; raise AddressError when it is not a safe one."""
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise AddressError(
-            f"address {value!r} contains control characters; fix the contact's e-mail",
-            address=value,
-        )
-    parsed = getaddresses([value])
+    # Control characters become spaces: harmless in a display name, and an address part
+    # that contained one no longer parses as exactly one valid address.
+    parsed = getaddresses([clean_header_text(value)])
     if len(parsed) != 1:
         raise AddressError(
             f"{value!r} holds {len(parsed)} addresses where one is expected; list them apart",
