@@ -20,7 +20,7 @@ from notifications.message import (
     build_message,
     make_message_id,
 )
-from notifications.render import Renderer, RenderedMail
+from notifications.render import RenderedMail, Renderer
 from notifications.transport import RECIPIENTS_HEADER, FileTransport, RecordingTransport
 
 FROM = "案例征集 <cases@cace.example>"
