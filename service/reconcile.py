@@ -7,6 +7,7 @@ import. Staff's manual row decisions always win.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -117,21 +118,36 @@ def _match_rows(
         taken=taken,
     )
     for row, result in zip(automatic, results, strict=True):
-        row.submission_ref = result.submission_ref
-        row.match = result.method
-        row.score = round(result.score, 1)
-        row.candidates = [[ref, round(score, 1)] for ref, score in result.candidates]
-        row.evidence = list(result.evidence)
-        row.warnings = list(result.warnings)
-        session.add(row)
+        _settle(
+            session,
+            row,
+            submission_ref=result.submission_ref,
+            match=result.method,
+            score=round(result.score, 1),
+            candidates=[[ref, round(score, 1)] for ref, score in result.candidates],
+            evidence=list(result.evidence),
+            warnings=list(result.warnings),
+        )
     for row in rows:
         decision = manual.get(row.row)
         if decision is None:
             continue
-        row.submission_ref = decision.submission_ref
-        row.match = "manual" if decision.submission_ref else "none"
-        row.score = 100.0
-        row.candidates = []
-        row.evidence = ["staff decision"]
-        row.warnings = []
-        session.add(row)
+        _settle(
+            session,
+            row,
+            submission_ref=decision.submission_ref,
+            match="manual" if decision.submission_ref else "none",
+            score=100.0,
+            candidates=[],
+            evidence=["staff decision"],
+            warnings=[],
+        )
+
+
+def _settle(session: Session, row: CaseRow, **values: Any) -> None:
+    """Write a row's decision only when it changed: re-matching after an import is then cheap."""
+    if all(getattr(row, name) == value for name, value in values.items()):
+        return
+    for name, value in values.items():
+        setattr(row, name, value)
+    session.add(row)
