@@ -89,6 +89,20 @@ def _name_says(filename: str) -> AttachmentKind | None:
     return None
 
 
+def _unreadable_kind(filename: str) -> AttachmentKind:
+    """A file that opens like a document but cannot be read keeps the kind its name claims.
+
+    So a damaged `推荐表.docx` or a truncated `推荐表（盖章）.pdf` reaches the form reader,
+    which records why it cannot be read, instead of passing silently as "other".
+    """
+    if _name_says(filename) != "form_pdf":
+        return "other"
+    lowered = filename.lower()
+    if lowered.endswith((".docx", ".doc", ".wps")):
+        return "form_word"
+    return "form_pdf" if lowered.endswith(".pdf") else "other"
+
+
 def _legacy_word_text(data: bytes) -> str:
     """Text recoverable without a converter from an OLE2 .doc / WPS: its UTF-16 runs."""
     return data.decode("utf-16-le", "ignore") + data[1:].decode("utf-16-le", "ignore")
@@ -126,7 +140,7 @@ def _detect(data: bytes, filename: str) -> AttachmentKind:
         try:
             text = document_text(data, filename)
         except ParseError:
-            return "other"
+            return _unreadable_kind(filename)
         return "form_word" if looks_like_form_text(text) else "other"
     if data.startswith(OLE2_MAGIC):
         is_word = _WORD_STREAM in data
@@ -143,5 +157,5 @@ def detect_kind(data: bytes, filename: str) -> AttachmentKind:
     """Return `form_word`, `form_pdf` or `other` for one attachment; never raises."""
     try:
         return _detect(data, filename)
-    except Exception:  # whatever a hostile file makes a library do, it is simply not a form
-        return "other"
+    except Exception:  # whatever a hostile file makes a library do, only its name can speak
+        return _unreadable_kind(filename)

@@ -256,11 +256,6 @@ def test_broken_messages_need_attention_and_the_mail_after_them_is_processed(
     app.engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parsers/kinds.py types an unreadable zip or PDF named 推荐表 as `other` "
-    "without a problem, so it is processed silently and staff are never told",
-)
 def test_a_broken_form_named_like_a_form_needs_attention(sqlite_url, tmp_path, dovecot):
     username, password = dovecot.user("brokenform")
     docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
