@@ -89,18 +89,18 @@ def _name_says(filename: str) -> AttachmentKind | None:
     return None
 
 
-def _unreadable_kind(filename: str) -> AttachmentKind:
-    """A file that opens like a document but cannot be read keeps the kind its name claims.
+def _unreadable_kind(data: bytes, filename: str) -> AttachmentKind:
+    """A document that cannot be read keeps the kind its name and magic bytes claim.
 
     So a damaged `推荐表.docx` or a truncated `推荐表（盖章）.pdf` reaches the form reader,
     which records why it cannot be read, instead of passing silently as "other".
     """
     if _name_says(filename) != "form_pdf":
         return "other"
-    lowered = filename.lower()
-    if lowered.endswith((".docx", ".doc", ".wps")):
-        return "form_word"
-    return "form_pdf" if lowered.endswith(".pdf") else "other"
+    if data.find(PDF_MAGIC, 0, PDF_MAGIC_WINDOW) >= 0:
+        return "form_pdf"
+    word_named = filename.lower().endswith((".docx", ".doc", ".wps"))
+    return "form_word" if word_named and data.startswith((ZIP_MAGIC, OLE2_MAGIC)) else "other"
 
 
 def _legacy_word_text(data: bytes) -> str:
@@ -140,7 +140,7 @@ def _detect(data: bytes, filename: str) -> AttachmentKind:
         try:
             text = document_text(data, filename)
         except ParseError:
-            return _unreadable_kind(filename)
+            return _unreadable_kind(data, filename)
         return "form_word" if looks_like_form_text(text) else "other"
     if data.startswith(OLE2_MAGIC):
         is_word = _WORD_STREAM in data
@@ -158,4 +158,4 @@ def detect_kind(data: bytes, filename: str) -> AttachmentKind:
     try:
         return _detect(data, filename)
     except Exception:  # whatever a hostile file makes a library do, only its name can speak
-        return _unreadable_kind(filename)
+        return _unreadable_kind(data, filename)

@@ -138,12 +138,12 @@ def _random_zip() -> bytes:
     ("data", "filename"),
     [
         (PNG_HEADER + b"\0" * 100, "推荐表.png"),
-        (_random_zip(), "推荐表.docx"),
+        (_random_zip(), "材料.docx"),
         ("推荐表 推荐单位 案例名称".encode(), "推荐表.docx"),
         ((SAMPLES / "submissions.xlsx").read_bytes(), "推荐表.xlsx"),
         (b"", "推荐表.pdf"),
         (b"%PDF-1.7\n garbage", "推荐表.doc"),
-        (b"PK\x03\x04" + b"\xff" * 200, "推荐表.docx"),
+        (b"PK\x03\x04" + b"\xff" * 200, "附件.docx"),
     ],
     ids=["png", "random-zip", "text-named-docx", "xlsx", "empty", "broken-pdf", "broken-zip"],
 )
@@ -151,3 +151,18 @@ def test_files_that_are_not_forms_are_other_and_never_raise(data: bytes, filenam
     assert detect_kind(data, filename) in {"other", "form_pdf"}
     if not data.startswith(b"%PDF"):
         assert detect_kind(data, filename) == "other"
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "kind"),
+    [
+        (_random_zip(), "推荐表.docx", "form_word"),
+        (b"PK\x03\x04" + b"\xff" * 200, "推荐表.docx", "form_word"),
+        (b"%PDF-1.7\n garbage", "推荐表（盖章）.pdf", "form_pdf"),
+    ],
+    ids=["zip-without-word-body", "broken-zip", "broken-pdf"],
+)
+def test_a_damaged_file_named_as_the_form_reaches_the_form_reader(
+    data: bytes, filename: str, kind: str
+) -> None:
+    assert detect_kind(data, filename) == kind
