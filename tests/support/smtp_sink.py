@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import functools
 import shutil
 import ssl
 import subprocess
@@ -42,8 +43,14 @@ class ReceivedEnvelope:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
-    message: EmailMessage
     connection: int  # 1-based number of the connection that carried it
+
+    @functools.cached_property
+    def message(self) -> EmailMessage:
+        """The message parsed (on first use: parsing costs more than receiving)."""
+        parsed = email.message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
 
 
 @dataclass(frozen=True)
@@ -262,13 +269,11 @@ class SmtpSink:
                 self.refused.append(reply)
                 return reply
             data = cast(bytes, envelope.original_content or envelope.content)
-            parsed = email.message_from_bytes(data, policy=policy.default)
             self.received.append(
                 ReceivedEnvelope(
                     mail_from=envelope.mail_from or "",
                     rcpt_tos=list(envelope.rcpt_tos),
                     data=data,
-                    message=parsed,
                     connection=server.number,
                 )
             )
