@@ -20,6 +20,7 @@ import email.message
 import email.policy
 import email.utils
 import hashlib
+import quopri
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -365,7 +366,22 @@ class _MessageReader:
     def _forwarded(self, part: email.message.Message, payload: object, *, depth: int) -> None:
         """Read a forwarded message: its files count as this message's own."""
         inner: email.message.Message | None = None
-        if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
+        encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+        if encoding in ("base64", "quoted-printable"):
+            # Some clients encode the forwarded message itself; the parser then sees the
+            # encoded text as a message, so decode the text before reading it.
+            if isinstance(payload, list) and payload:
+                encoded = (
+                    payload[0].as_bytes() if isinstance(payload[0], email.message.Message) else b""
+                )
+            else:
+                encoded = str(payload or "").encode("ascii", "replace")
+            decoded = _decode_transfer(encoded, encoding)
+            if decoded.strip():
+                inner = email.message_from_bytes(decoded, policy=email.policy.compat32)
+        elif (
+            isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message)
+        ):
             inner = payload[0]
         else:
             data = part.get_payload(decode=True)
@@ -614,6 +630,17 @@ def _decode_rfc2231(charset: str, text: str) -> str:
     if not charset:
         return _decode_words(decode_unlabelled_bytes(raw))
     return _decode_words(decode_text(raw, charset, guess_on_error=True)[0])
+
+
+def _decode_transfer(encoded: bytes, encoding: str) -> bytes:
+    """The bytes behind base64 or quoted-printable text (lenient about stray characters)."""
+    if encoding == "quoted-printable":
+        return quopri.decodestring(encoded)
+    alphabet_only = re.sub(rb"[^A-Za-z0-9+/=]", b"", encoded)
+    try:
+        return base64.b64decode(alphabet_only + b"=" * (-len(alphabet_only) % 4))
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def _payload_bytes(part: email.message.Message) -> bytes:

@@ -432,3 +432,28 @@ def test_a_message_with_headers_only_still_parses():
     assert parsed.subject == "hi"
     assert parsed.kind == "other"
     assert parsed.no_reply is False
+
+
+def test_a_base64_encoded_forwarded_message_keeps_its_files():
+    inner = (
+        "From: a@unit.example\r\nSubject: 推荐表\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="in"\r\n\r\n--in\r\n'
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nsee attached\r\n--in\r\n"
+        'Content-Type: application/octet-stream; name="note.txt"\r\n'
+        'Content-Disposition: attachment; filename="note.txt"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--in--\r\n"
+    ).encode()
+    encoded = base64.encodebytes(inner).replace(b"\n", b"\r\n")
+    outer = (
+        b"From: fwd@unit.example\r\nSubject: Fw: x\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="out"\r\n\r\n--out\r\n'
+        b"Content-Type: text/plain\r\n\r\nforwarding\r\n--out\r\n"
+        b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + encoded
+        + b"--out--\r\n"
+    )
+    parsed = parse_message(outer)
+    assert [item.filename for item in parsed.attachments] == ["note.txt"]
+    assert parsed.attachments[0].data == b"hello"
+    assert parsed.attachments[0].container is not None
+    assert parsed.attachments[0].container.startswith("message/rfc822")
