@@ -44,7 +44,7 @@ def send(sink: SmtpSink, *messages: EmailMessage, **options: object) -> list[str
                         failures.append(f"{exc.code} {exc.message}")
             finally:
                 # Do not leave a TLS socket waiting for close_notify when the loop ends.
-                if transport is not None:
+                if isinstance(transport, asyncio.Transport):
                     transport.abort()
         await asyncio.sleep(0)
         await asyncio.sleep(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def receipt() -> EmailMessage:
     )
 
 
-def transport_for(sink: SmtpSink, **options) -> SmtpTransport:
+def transport_for(sink: SmtpSink, **options: Any) -> SmtpTransport:
     settings = {
         "security": sink.security,
         "username": None,

@@ -232,7 +232,7 @@ class SmtpSink:
         # abort(), not close(): a TLS transport's close() waits for the peer's close_notify,
         # which a client that has already gone never sends.
         for server in list(self._live):
-            if server.transport is not None:
+            if isinstance(server.transport, asyncio.Transport):
                 server.transport.abort()
         for _ in range(100):  # connection_lost arrives a loop iteration or two later
             if not self._live:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import email
 from datetime import UTC, datetime
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -28,8 +29,12 @@ WHEN = datetime(2025, 7, 20, 6, 5, tzinfo=UTC)
 RENDERED = Renderer().render(sample_context("unit_receipt"))
 
 
-def outgoing(**changes) -> OutgoingMail:
-    fields = {"kind": "unit_receipt", "to": ["王磊 <wang@zj.example.cn>"], "rendered": RENDERED}
+def outgoing(**changes: Any) -> OutgoingMail:
+    fields: dict[str, Any] = {
+        "kind": "unit_receipt",
+        "to": ["王磊 <wang@zj.example.cn>"],
+        "rendered": RENDERED,
+    }
     return OutgoingMail(**(fields | changes))
 
 
@@ -43,12 +48,18 @@ def reparse(message: EmailMessage) -> EmailMessage:
     return parsed
 
 
+def body_of(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body((subtype,))
+    assert isinstance(part, MIMEPart)
+    return str(part.get_content())
+
+
 def test_a_message_carries_text_and_html_alternatives_in_utf8():
     parsed = reparse(build(outgoing()))
 
     assert parsed.get_content_type() == "multipart/alternative"
-    assert "中国移动通信集团浙江有限公司" in parsed.get_body(("plain",)).get_content()
-    assert "中国移动通信集团浙江有限公司" in parsed.get_body(("html",)).get_content()
+    assert "中国移动通信集团浙江有限公司" in body_of(parsed, "plain")
+    assert "中国移动通信集团浙江有限公司" in body_of(parsed, "html")
     assert parsed["Subject"] == RENDERED.subject
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -25,7 +26,7 @@ from notifications.render import BUILTIN_TEMPLATES, Renderer
 SHANGHAI = timezone(timedelta(hours=8))
 
 
-def unit_receipt(**changes) -> UnitReceipt:
+def unit_receipt(**changes: Any) -> UnitReceipt:
     receipt = sample_context("unit_receipt")
     assert isinstance(receipt, UnitReceipt)
     return dataclasses.replace(receipt, **changes)
