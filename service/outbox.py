@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from config.errors import DeliveryError, IntakeError
@@ -161,12 +162,14 @@ def _replies_allowed(app: App, message: Message) -> bool:
 
 def _sent_today(session: Session, address: str, now: datetime) -> int:
     """Receipts queued to `address` in the last 24 hours (sent, pending or held back)."""
-    rows = session.exec(
-        select(Outbox.recipients).where(
-            col(Outbox.created_at) >= now - timedelta(days=1), Outbox.kind == "unit_receipt"
+    count = session.exec(
+        select(sa.func.count(col(Outbox.id))).where(
+            col(Outbox.created_at) >= now - timedelta(days=1),
+            Outbox.kind == "unit_receipt",
+            col(Outbox.idempotency_key).endswith(f":{address}", autoescape=True),
         )
-    ).all()
-    return sum(1 for recipients in rows if address in recipients)
+    ).one()
+    return int(count)
 
 
 def queue_unit_receipt(
@@ -227,12 +230,18 @@ def unit_receipt_context(
     cases: list[CaseLine] = []
     missing: list[str] = []
     if recommendation is not None:
-        titles = {sub.ref: sub.title for sub in session.exec(select(Submission)).all()}
-        for row in session.exec(
+        rows = session.exec(
             select(CaseRow)
             .where(col(CaseRow.recommendation_id) == recommendation.id)
             .order_by(col(CaseRow.row))
-        ).all():
+        ).all()
+        refs = {row.submission_ref for row in rows if row.submission_ref}
+        titles = dict(
+            session.exec(
+                select(Submission.ref, Submission.title).where(col(Submission.ref).in_(refs))
+            ).all()
+        )
+        for row in rows:
             cases.append(
                 CaseLine(
                     row=row.row,

@@ -17,6 +17,33 @@ from service.matching import Candidate, RowToMatch, SubmissionIndex, Thresholds
 from service.models import Attachment, CaseRow, ManualDecision, Message, Recommendation, Submission
 from service.outbox import queue_applicant_receipts
 
+_INDEX_CACHE: dict[str, tuple[tuple[object, ...], SubmissionIndex]] = {}
+
+
+def _submissions_version(session: Session) -> tuple[object, ...]:
+    """Changes whenever an import adds, changes or withdraws a submission."""
+    row = session.exec(
+        select(
+            sa.func.count(col(Submission.ref)),
+            sa.func.max(col(Submission.imported_at)),
+            sa.func.sum(sa.case((col(Submission.withdrawn), 1), else_=0)),
+        )
+    ).one()
+    return tuple(row)
+
+
+def cached_submission_index(session: Session) -> SubmissionIndex:
+    """The index over current submissions, rebuilt only after an import changed them."""
+    bind = session.get_bind()
+    place = str(bind.engine.url) if isinstance(bind, sa.Connection | sa.Engine) else "db"
+    version = _submissions_version(session)
+    cached = _INDEX_CACHE.get(place)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    index = submission_index(session)
+    _INDEX_CACHE[place] = (version, index)
+    return index
+
 
 def submission_index(
     session: Session, submissions: Sequence[Submission] | None = None
@@ -51,10 +78,7 @@ def reconcile(
         ).all()
     if not recommendations:
         return
-    # Held for the whole run: the session's identity map then answers every lookup of a
-    # submission while receipts are queued, instead of one query per matched row.
-    submissions = session.exec(select(Submission)).all()
-    index = index or submission_index(session, submissions)
+    index = index or cached_submission_index(session)
     thresholds = Thresholds(
         accept=app.settings.matching.accept, margin=app.settings.matching.margin
     )
