@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session
@@ -28,6 +30,10 @@ def print_status(app: App, console: Console) -> None:
             + (f"  [red]error: {cursor.last_error}[/red]" if cursor.last_error else "  ok"),
             highlight=False,
         )
+    items = attention_items(register)
+    if not console.is_terminal:
+        _print_plain(console, counts, items)
+        return
     table = Table(title="counts", show_header=True, header_style="bold")
     table.add_column("what")
     table.add_column("state")
@@ -36,7 +42,6 @@ def print_status(app: App, console: Console) -> None:
         for state, count in sorted(counter.items()):
             table.add_row(what, state, str(count))
     console.print(table)
-    items = attention_items(register)
     if items:
         attention = Table(
             title=f"needs a person ({len(items)})", show_header=True, header_style="bold"
@@ -48,3 +53,21 @@ def print_status(app: App, console: Console) -> None:
         console.print(attention)
     else:
         console.print("nothing needs a person")
+
+
+def _print_plain(
+    console: Console, counts: dict[str, Counter[str]], items: list[dict[str, str]]
+) -> None:
+    """One fact per line, never wrapped: for pipes, grep and mail."""
+    for what, counter in counts.items():
+        for state, count in sorted(counter.items()):
+            console.print(
+                f"{what}\t{state}\t{count}", highlight=False, markup=False, soft_wrap=True
+            )
+    if not items:
+        console.print("nothing needs a person")
+        return
+    console.print(f"needs a person: {len(items)}")
+    for item in items:
+        line = f"- [{item['category']}] {item['what']} | {item['where']} | {item['action']}"
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
