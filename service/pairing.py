@@ -54,6 +54,7 @@ class Placement:
 
     touched: list[Recommendation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    needs_person: bool = False  # something only staff can settle (e.g. whose form this is)
 
 
 def _facts(
@@ -157,6 +158,7 @@ def _record_form(
             f"{item.attachment.filename}: the form names no 推荐单位 and the sender sent none "
             "before; filed under the sender until a form names it"
         )
+        placement.needs_person = True
     unit_key = normalize_unit(unit) or unit
     current = _current_for(session, unit_key, unit)
     if current is None and written:

@@ -177,6 +177,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     session.flush()
     placement = place_forms(app, session, message, forms, pdfs)
     problems.extend(placement.problems)
+    needs_person = needs_person or placement.needs_person
     reconcile(app, session, placement.touched)
     if message.kind == "large_attachment_link":
         needs_person = True
