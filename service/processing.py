@@ -21,7 +21,7 @@ from parsers.pdf_form import read_pdf_form
 from parsers.word_form import read_word_form
 from service.bootstrap import App
 from service.models import Attachment, CaseRow, Message, Recommendation
-from service.outbox import queue_unit_receipt
+from service.outbox import queue_unit_receipt, suppress_bounced
 from service.pairing import FormInput, PdfInput, place_forms
 from service.reconcile import reconcile
 
@@ -189,8 +189,6 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     session.flush()
     queue_unit_receipt(app, session, message, placement.touched)
     if parsed.bounce is not None:
-        from service.outbox import suppress_bounced
-
         suppress_bounced(app, session, message, list(parsed.bounce.failed_recipients))
 
 
