@@ -136,6 +136,7 @@ class MailboxSettings(SecretSection):
     since: datetime | None = None
     idle: bool = False
     unreachable_after: Duration = timedelta(minutes=30)
+    ca_file: Path | None = None  # trust this CA (e.g. a private or self-signed server)
 
     @field_validator("timeout", "unreachable_after", mode="before")
     @classmethod
@@ -165,6 +166,7 @@ class SmtpSettings(SecretSection):
     retry_base: Duration = timedelta(minutes=1)
     per_recipient_daily_cap: int = Field(default=10, ge=1)
     templates: Path | None = None
+    ca_file: Path | None = None  # trust this CA (e.g. a private or self-signed server)
 
     @field_validator("timeout", "retry_base", mode="before")
     @classmethod

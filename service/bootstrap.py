@@ -7,6 +7,7 @@ build an `App` with a real server on loopback or an honest fake in any slot.
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -15,6 +16,7 @@ from typing import TypeVar, cast
 
 import sqlalchemy as sa
 
+from config.errors import ConfigError
 from config.settings import Settings
 from notifications.contexts import MailContext
 from notifications.render import RenderedMail, Renderer
@@ -73,6 +75,16 @@ class App:
     log: Callable[[str], None] = field(default=lambda line: None)
 
 
+def trust(ca_file: Path | None) -> ssl.SSLContext | None:
+    """A TLS context that trusts the CA in `ca_file` (instead of the system CAs); None: default."""
+    if ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"ca_file {ca_file}: cannot load it ({exc})", key="ca_file") from exc
+
+
 def build_mailbox(settings: Settings) -> Callable[[], Mailbox]:
     """A factory for the configured mailbox (each poll opens a fresh connection)."""
     box = settings.mailbox
@@ -87,6 +99,7 @@ def build_mailbox(settings: Settings) -> Callable[[], Mailbox]:
         folder=box.folder,
         security=box.security,
         timeout=box.timeout.total_seconds(),
+        ssl_context=trust(box.ca_file),
     )
 
 
@@ -102,6 +115,7 @@ def build_transport(settings: Settings) -> Transport:
         username=smtp.username or None,
         password=smtp.password.get_secret_value() if smtp.password else None,
         timeout=smtp.timeout.total_seconds(),
+        tls_context=trust(smtp.ca_file),
     )
 
 

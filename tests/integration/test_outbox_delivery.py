@@ -205,11 +205,9 @@ def test_one_connection_carries_a_whole_batch(db_url, tmp_path, smtp_sink):
 
 
 def test_starttls_and_login_work_through_the_transport_built_from_settings(
-    db_url, tmp_path, smtp_sink_factory, smtp_sink_certificate, monkeypatch
+    db_url, tmp_path, smtp_sink_factory, smtp_sink_certificate
 ):
     sink = smtp_sink_factory(security="starttls", users={"cases@cace.example": "pw-2025"})
-    # The system trust store, extended with the sink's self-signed certificate.
-    monkeypatch.setenv("SSL_CERT_FILE", str(smtp_sink_certificate.cert_path))
     settings = Settings(
         smtp={
             "kind": "smtp",
@@ -218,6 +216,7 @@ def test_starttls_and_login_work_through_the_transport_built_from_settings(
             "security": "starttls",
             "username": "cases@cace.example",
             "password": "pw-2025",
+            "ca_file": smtp_sink_certificate.cert_path,
         }
     )
     app = make_app(db_url, tmp_path, transport=build_transport(settings))
