@@ -633,11 +633,10 @@ class DirectoryMailbox:
 
 def read_header_block(raw: bytes) -> bytes:
     """The bytes up to and including the first empty line (the whole input if none)."""
-    ends = [
-        position + len(separator)
-        for separator in (b"\r\n\r\n", b"\n\n")
-        if (position := raw.find(separator)) >= 0
-    ]
+    crlf = raw.find(b"\r\n\r\n")
+    # Look for a bare-LF blank line only before the CRLF one: never scan a whole body.
+    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else len(raw))
+    ends = [position + width for position, width in ((crlf, 4), (lf, 2)) if position >= 0]
     return raw[: min(ends)] if ends else raw
 
 
