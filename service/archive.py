@@ -7,9 +7,11 @@ overwritten: the same name means the same bytes.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config.errors import StorageError
@@ -72,6 +74,85 @@ class Archive:
             raise StorageError(f"archive file {path} is damaged: its content does not match")
         return data
 
+    def put_many(self, payloads: Sequence[bytes]) -> list[str]:
+        """Store many payloads durably with two filesystem syncs instead of two per file."""
+        return _put_many(self, payloads)
+
     def has(self, sha256: str) -> bool:
         """Whether the archive holds this hash."""
         return self.path_for(sha256).exists()
+
+
+_LIBC_SYNCFS: Callable[[int], int] | None = None
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2), which makes a whole filesystem durable in one journal commit."""
+    global _LIBC_SYNCFS  # noqa: PLW0603 - looked up once, on first use (not at import)
+    if _LIBC_SYNCFS is None:
+        try:
+            function = ctypes.CDLL(None, use_errno=True).syncfs
+        except (AttributeError, OSError):
+            return None
+        function.argtypes = [ctypes.c_int]
+        function.restype = ctypes.c_int
+        _LIBC_SYNCFS = function
+    return _LIBC_SYNCFS
+
+
+def _make_durable(root: Path, files: Sequence[Path]) -> None:
+    """Flush `files` (and renames under `root`) to disk: one syncfs, else fsync each file."""
+    syncfs = _syncfs()
+    if syncfs is not None:
+        descriptor = os.open(root, os.O_RDONLY)
+        try:
+            if syncfs(descriptor) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error))
+        finally:
+            os.close(descriptor)
+        return
+    for path in files:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _put_many(archive: Archive, payloads: Sequence[bytes]) -> list[str]:
+    """Archive many payloads durably with two filesystem syncs instead of two per file.
+
+    Same guarantee as `Archive.put`: every file is written to a temporary name and made
+    durable before it is renamed into place, and the renames are durable before this
+    returns, so a ledger row committed afterwards never names a missing or partial file.
+    """
+    digests: list[str] = []
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for data in payloads:
+            digest = sha256_hex(data)
+            digests.append(digest)
+            target = archive.path_for(digest)
+            if target.exists() and target.stat().st_size == len(data):
+                continue
+            if any(final == target for _, final in staged):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f".tmp-{os.getpid()}-{digest}")
+            temporary.write_bytes(data)
+            staged.append((temporary, target))
+        if not staged:
+            return digests
+        _make_durable(archive.root, [temporary for temporary, _ in staged])
+        for temporary, target in staged:
+            os.replace(temporary, target)
+        _make_durable(archive.root, sorted({target.parent for _, target in staged}))
+    except OSError as exc:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise StorageError(
+            f"cannot write to the archive {archive.root}: {exc.strerror} — check storage.path "
+            "and free space; the next poll fetches these messages again"
+        ) from exc
+    return digests

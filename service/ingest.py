@@ -10,22 +10,18 @@ a message fetched twice is recognised by its SHA-256 (unique per account in the 
 
 from __future__ import annotations
 
-import ctypes
 import email.parser
 import email.policy
 import email.utils
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from config.errors import MailboxError, StorageError
-from service.archive import Archive, sha256_hex
+from config.errors import MailboxError
 from service.bootstrap import App
 from service.leases import LeaseBusyError, held_lease
 from service.mailbox import FetchedMessage, Mailbox, RemoteMessage, batched, read_header_block
@@ -260,81 +256,6 @@ def _header_message_id(raw: bytes) -> str | None:
     return text[:998] or None
 
 
-_LIBC_SYNCFS: Callable[[int], int] | None = None
-
-
-def _syncfs() -> Callable[[int], int] | None:
-    """Linux's syncfs(2), which makes a whole filesystem durable in one journal commit."""
-    global _LIBC_SYNCFS  # noqa: PLW0603 - looked up once, on first use (not at import)
-    if _LIBC_SYNCFS is None:
-        try:
-            function = ctypes.CDLL(None, use_errno=True).syncfs
-        except (AttributeError, OSError):
-            return None
-        function.argtypes = [ctypes.c_int]
-        function.restype = ctypes.c_int
-        _LIBC_SYNCFS = function
-    return _LIBC_SYNCFS
-
-
-def _make_durable(root: Path, files: Sequence[Path]) -> None:
-    """Flush `files` (and renames under `root`) to disk: one syncfs, else fsync each file."""
-    syncfs = _syncfs()
-    if syncfs is not None:
-        descriptor = os.open(root, os.O_RDONLY)
-        try:
-            if syncfs(descriptor) != 0:
-                error = ctypes.get_errno()
-                raise OSError(error, os.strerror(error))
-        finally:
-            os.close(descriptor)
-        return
-    for path in files:
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def store_batch(archive: Archive, payloads: Sequence[bytes]) -> list[str]:
-    """Archive many payloads durably with two filesystem syncs instead of two per file.
-
-    Same guarantee as `Archive.put`: every file is written to a temporary name and made
-    durable before it is renamed into place, and the renames are durable before this
-    returns, so a ledger row committed afterwards never names a missing or partial file.
-    """
-    digests: list[str] = []
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for data in payloads:
-            digest = sha256_hex(data)
-            digests.append(digest)
-            target = archive.path_for(digest)
-            if target.exists() and target.stat().st_size == len(data):
-                continue
-            if any(final == target for _, final in staged):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".tmp-{os.getpid()}-{digest}")
-            temporary.write_bytes(data)
-            staged.append((temporary, target))
-        if not staged:
-            return digests
-        _make_durable(archive.root, [temporary for temporary, _ in staged])
-        for temporary, target in staged:
-            os.replace(temporary, target)
-        _make_durable(archive.root, sorted({target.parent for _, target in staged}))
-    except OSError as exc:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-        raise StorageError(
-            f"cannot write to the archive {archive.root}: {exc.strerror} — check storage.path "
-            "and free space; the next poll fetches these messages again"
-        ) from exc
-    return digests
-
-
 def _archive_batch(
     app: App,
     mailbox: Mailbox,
@@ -344,7 +265,7 @@ def _archive_batch(
 ) -> None:
     """Archive a batch durably, then commit its ledger rows and the cursor in one transaction."""
     now = app.clock()
-    digests = store_batch(app.archive, [fetched.raw for fetched in batch])
+    digests = app.archive.put_many([fetched.raw for fetched in batch])
     with Session(app.engine) as session:
         existing = {
             row.sha256: row
@@ -421,7 +342,7 @@ def _record_too_large(
     now = app.clock()
     limit_mb = app.settings.mailbox.max_message_size / 1_048_576
     blocks = [headers.get(item.uid, b"") for item in items]
-    digests = store_batch(app.archive, blocks)
+    digests = app.archive.put_many(blocks)
     with Session(app.engine) as session:
         known = set(
             session.exec(
