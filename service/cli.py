@@ -39,7 +39,7 @@ app_cli.add_typer(pair_cli, name="pair")
 app_cli.add_typer(templates_cli, name="templates")
 
 err = Console(stderr=True, soft_wrap=True)
-out = Console()
+out = Console(soft_wrap=True)
 T = TypeVar("T")
 
 

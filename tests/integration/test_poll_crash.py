@@ -42,6 +42,16 @@ def start_poller(db_url, workdir, dovecot, username, password, *, batch_size=10)
     )  # fmt: skip
 
 
+def wait_for_batches(poller, batches):
+    """Block until the poller has archived `batches` batches (or has ended)."""
+    seen = 0
+    while seen < batches:
+        line = poller.stdout.readline()
+        if not line:
+            return
+        seen += line.startswith(b"progress ")
+
+
 def ledger_summary(app):
     with Session(app.engine) as session:
         messages = session.exec(select(Message)).all()
@@ -75,7 +85,8 @@ def test_a_poller_killed_at_random_moments_ends_with_every_message_once(db_url, 
     killed = 0
     for _ in range(4):
         poller = start_poller(db_url, tmp_path, dovecot, username, password)
-        time.sleep(chance.uniform(1.0, 3.0))  # start-up takes ~1 s: kills land mid-poll
+        wait_for_batches(poller, chance.randint(1, 2))
+        time.sleep(chance.uniform(0.0, 0.05))  # anywhere within or just after a batch
         if poller.poll() is None:
             os.kill(poller.pid, signal.SIGKILL)
             killed += 1
@@ -85,7 +96,7 @@ def test_a_poller_killed_at_random_moments_ends_with_every_message_once(db_url, 
 
     final = start_poller(db_url, tmp_path, dovecot, username, password)
     out, err = final.communicate(timeout=120)
-    report = json.loads(out)
+    report = json.loads(out.splitlines()[-1])
 
     assert killed >= 3, "the kills should interrupt polls, not idle processes"
     assert final.returncode == 0 and not report["skipped_busy"], err.decode()[-2000:]

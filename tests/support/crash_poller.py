@@ -1,7 +1,8 @@
 """A poller in its own process, for tests that kill it: `python -m tests.support.crash_poller`.
 
 Arguments: database URL, work directory, host, port, username, password, batch size. It runs
-one `poll()` and prints the report as JSON on stdout.
+one `poll()`, prints a `progress DONE TOTAL` line per archived batch (so a test can kill it
+mid-poll rather than guess with a timer) and the report as JSON as its last line.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> int:
     )
     changed = app.settings.mailbox.model_copy(update={"batch_size": int(batch_size)})
     app.settings = app.settings.model_copy(update={"mailbox": changed})
-    report = poll(app)
+    report = poll(app, progress=lambda done, total: print(f"progress {done} {total}", flush=True))
     print(json.dumps(dataclasses.asdict(report)), flush=True)
     app.engine.dispose()
     return 0 if report.ok else 1
