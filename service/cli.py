@@ -173,6 +173,9 @@ def deliver_command() -> None:
         from service.outbox import deliver
 
         report = deliver(build_app())
+        if report.skipped_busy:
+            err.print("another process is delivering; nothing sent by this one")
+            return 0
         err.print(f"sent {report.sent}, retry later {report.retried}, failed {report.failed}")
         for line in report.errors[:20]:
             err.print(f"  {line}", highlight=False)

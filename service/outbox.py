@@ -52,6 +52,7 @@ from notifications.transport import Sender
 from parsers.classify import is_no_reply_address
 from service.bootstrap import App
 from service.db import is_postgres
+from service.leases import LeaseBusyError, held_lease
 from service.models import (
     Attachment,
     CaseRow,
@@ -66,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 NO_REPLY_KINDS = {"auto_reply", "bounce"}
 RECEIPT_KINDS = {"recommendation", "other", "large_attachment_link"}
+DELIVERY_LEASE = timedelta(minutes=15)
 MAX_BACKOFF = timedelta(hours=6)
 
 
@@ -359,6 +361,7 @@ class DeliveryReport:
     retried: int = 0
     failed: int = 0
     suppressed: int = 0
+    skipped_busy: bool = False  # another process was delivering (SQLite only)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -428,6 +431,20 @@ def deliver(app: App, *, limit: int | None = None) -> DeliveryReport:
         ).first()
     if waiting is None:
         return report
+    if is_postgres(app.engine):
+        # Rows are locked one by one (FOR UPDATE SKIP LOCKED): instances share the work.
+        return _deliver_all(app, report, limit)
+    # SQLite has no row locks: a lease keeps a hand-run `intake deliver` and a running
+    # `intake run` from sending the same row twice.
+    try:
+        with held_lease(app.engine, "deliver", clock=app.clock, ttl=DELIVERY_LEASE):
+            return _deliver_all(app, report, limit)
+    except LeaseBusyError:
+        report.skipped_busy = True
+        return report
+
+
+def _deliver_all(app: App, report: DeliveryReport, limit: int | None) -> DeliveryReport:
     skip: set[int] = set()
     try:
         with app.transport.connect() as sender:

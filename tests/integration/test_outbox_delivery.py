@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from notifications.contexts import ResultNotice
 from notifications.transport import SmtpTransport
 from service.bootstrap import App, build_transport
 from service.digest import render_digest
+from service.leases import held_lease
 from service.models import Outbox, Suppression
 from service.outbox import deliver, queue_mail
 from tests.support.apps import make_app, register_of
@@ -285,4 +286,14 @@ def test_a_mail_queued_again_under_the_same_key_is_sent_once(db_url, tmp_path, s
     assert sorted(received_ids(smtp_sink).values()) == [1, 1, 1]
     assert len(outbox_rows(app)) == 3
     assert all(row.sent_at is not None for row in outbox_rows(app))
+    app.engine.dispose()
+
+
+def test_on_sqlite_a_second_delivery_while_one_runs_sends_nothing(sqlite_url, tmp_path, smtp_sink):
+    app = make_app(sqlite_url, tmp_path, transport=transport_for(smtp_sink))
+    queue_results(app, 2)
+    with held_lease(app.engine, "deliver", clock=app.clock, ttl=timedelta(minutes=5)):
+        report = deliver(app)
+    assert report.skipped_busy and report.sent == 0 and smtp_sink.received == []
+    assert deliver(app).sent == 2
     app.engine.dispose()
