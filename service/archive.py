@@ -34,8 +34,13 @@ class Archive:
             raise StorageError(f"not a SHA-256 name: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, data: bytes) -> str:
-        """Store `data` durably and return its SHA-256; storing it again is a cheap no-op."""
+    def put(self, data: bytes, *, durable: bool = True) -> str:
+        """Store `data` and return its SHA-256; storing it again is a cheap no-op.
+
+        `durable=False` skips the syncs, for files derived from an archived message (its
+        attachments): the rename still makes them all-or-nothing, `get` checks their hash,
+        and `intake reprocess` can always derive them again.
+        """
         digest = sha256_hex(data)
         target = self.path_for(digest)
         if target.exists() and target.stat().st_size == len(data):
@@ -47,11 +52,14 @@ class Archive:
                 with os.fdopen(handle, "wb") as stream:
                     stream.write(data)
                     stream.flush()
-                    os.fsync(stream.fileno())
+                    if durable:
+                        os.fsync(stream.fileno())
                 os.replace(temporary, target)
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
                 raise
+            if not durable:
+                return digest
             directory = os.open(target.parent, os.O_RDONLY)
             try:
                 os.fsync(directory)

@@ -144,7 +144,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     forms: list[FormInput] = []
     pdfs: list[PdfInput] = []
     for position, attachment in enumerate(parsed.attachments):
-        app.archive.put(attachment.data)
+        app.archive.put(attachment.data, durable=False)
         row = Attachment(
             message_pk=message.id or 0,
             position=position,
