@@ -77,6 +77,16 @@ def run(action: Callable[[], T]) -> T:
     except IntakeError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+        logging.getLogger("intake").debug("internal error", exc_info=True)
+        err.print(
+            f"[red]internal error:[/red] {exc!r} — please report it; run again with -v for "
+            "the traceback",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
 
 
 def _progress() -> Progress:
