@@ -92,8 +92,6 @@ class SmtpTransport:
         return aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
-            username=self.username,
-            password=self.password,
             timeout=self.timeout,
             use_tls=self.security == "ssl",
             start_tls=self.security == "starttls",
@@ -176,13 +174,19 @@ class _SmtpSession:
         client = self._transport.new_client()
         try:
             await client.connect()
+            # Log in ourselves rather than inside connect(), so that a refused login still
+            # leaves us the connection to shut down properly.
+            if self._transport.username is not None:
+                await client.login(self._transport.username, self._transport.password or "")
         except aiosmtplib.SMTPAuthenticationError as exc:
+            await _shut(client)
             raise self._transient(
                 f"login as {self._transport.username!r} refused ({exc.code} {exc.message}); "
                 "check the SMTP username and password",
                 code=exc.code,
             ) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
+            await _shut(client)
             raise self._transient(
                 f"cannot connect ({self._transport.security}): {exc}; check host, port, "
                 "security and that the server is up"
@@ -192,24 +196,28 @@ class _SmtpSession:
     async def close(self) -> None:
         """Say QUIT if the connection is still up, then make sure its socket is closed."""
         client, self._client = self._client, None
-        if client is None:
-            return
-        transport = client.transport
-        if client.is_connected:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await client.quit()
-        if isinstance(transport, asyncio.Transport):
-            # After QUIT nothing is left to say; a TLS close() would wait for the server's
-            # close_notify, and the event loop ends before it comes, leaking the socket.
-            transport.abort()
-            for _ in range(3):  # the socket closes in callbacks a loop iteration later
-                await asyncio.sleep(0)
+        if client is not None:
+            await _shut(client)
 
     def _where(self) -> str:
         return f"SMTP server {self._transport.host}:{self._transport.port}"
 
     def _transient(self, detail: str, *, code: int | None = None) -> DeliveryError:
         return DeliveryError(f"{self._where()}: {detail}", permanent=False, code=code)
+
+
+async def _shut(client: aiosmtplib.SMTP) -> None:
+    """QUIT if still connected, then abort the socket so it is closed before the loop ends."""
+    transport = client.transport
+    if client.is_connected:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.quit()
+    if isinstance(transport, asyncio.Transport):
+        # After QUIT nothing is left to say; a TLS close() would wait for the server's
+        # close_notify, and the event loop ends before it comes, leaking the socket.
+        transport.abort()
+        for _ in range(3):  # the socket closes in callbacks a loop iteration later
+            await asyncio.sleep(0)
 
 
 class FileTransport:

@@ -22,32 +22,40 @@ def small_message(subject: str = "你好") -> EmailMessage:
     return message
 
 
-def send(sink: SmtpSink, *messages: EmailMessage, **options: object) -> list[str]:
+def send(
+    sink: SmtpSink,
+    *messages: EmailMessage,
+    username: str | None = None,
+    password: str = "",
+) -> list[str]:
     """Send over one aiosmtplib connection; return the error text of each failed message."""
 
     async def run() -> list[str]:
         failures: list[str] = []
-        async with aiosmtplib.SMTP(
+        client = aiosmtplib.SMTP(
             hostname=sink.host,
             port=sink.port,
             start_tls=sink.security == "starttls",
             use_tls=sink.security == "ssl",
             tls_context=sink.client_tls_context,
-            **options,  # type: ignore[arg-type]
-        ) as client:
-            transport = client.transport
-            try:
-                for message in messages:
-                    try:
-                        await client.send_message(message)
-                    except aiosmtplib.SMTPResponseException as exc:
-                        failures.append(f"{exc.code} {exc.message}")
-            finally:
-                # Do not leave a TLS socket waiting for close_notify when the loop ends.
-                if isinstance(transport, asyncio.Transport):
-                    transport.abort()
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+            timeout=5,
+        )
+        await client.connect()
+        transport = client.transport
+        try:
+            if username is not None:
+                await client.login(username, password)
+            for message in messages:
+                try:
+                    await client.send_message(message)
+                except aiosmtplib.SMTPResponseException as exc:
+                    failures.append(f"{exc.code} {exc.message}")
+        finally:
+            # Abort rather than wait for a TLS close_notify that would outlive the loop.
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         return failures
 
     return asyncio.run(run())
@@ -91,7 +99,7 @@ def test_sink_refuses_a_wrong_password_promptly(smtp_sink_factory):
     sink = smtp_sink_factory(security="starttls", users={"cases": "s3cret"})
 
     with pytest.raises(aiosmtplib.SMTPAuthenticationError) as refusal:
-        send(sink, small_message(), username="cases", password="wrong", timeout=5)
+        send(sink, small_message(), username="cases", password="wrong")
 
     assert refusal.value.code == 535
     assert sink.received == []
