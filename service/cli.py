@@ -324,11 +324,22 @@ def reprocess_command(
     """Re-run parsing and pairing from the archive, without fetching or re-sending."""
 
     def body() -> None:
+        from sqlmodel import Session
+
+        from service.models import Message
         from service.processing import rebuild_all
 
         if message is None and not all_:
             raise ConfigError("say --all or --message ID", key="reprocess")
-        counts = rebuild_all(build_app())
+        application = build_app()
+        if message is not None:
+            with Session(application.engine) as session:
+                if session.get(Message, message) is None:
+                    raise ConfigError(f"--message {message}: no such message in the ledger")
+            # Pairing depends on arrival order, so one message is re-read by rebuilding
+            # everything derived, in order: the result is what a first run would give.
+            err.print(f"re-reading message {message} with everything that depends on it")
+        counts = rebuild_all(application)
         err.print(
             f"reprocessed: {counts.processed} processed, {counts.needs_attention} need attention"
         )
