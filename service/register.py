@@ -166,6 +166,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         },
         "messages": [
             {
+                "id": message.id,
                 "message_id": message.message_id,
                 "sender": message.sender,
                 "subject": message.subject,
