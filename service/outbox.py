@@ -115,11 +115,53 @@ def queue_mail(
     """
     if _already_queued(session, key):
         return None
+    return _add_to_outbox(
+        app,
+        session,
+        key=key,
+        context=context,
+        to=to,
+        cc=cc,
+        in_reply_to=in_reply_to,
+        references=references,
+        message_pk=message_pk,
+        submission_ref=submission_ref,
+        attachments=attachments,
+        status=status,
+        reason=reason,
+    )
+
+
+def _add_to_outbox(
+    app: App,
+    session: Session,
+    *,
+    key: str,
+    context: MailContext,
+    to: Sequence[str],
+    cc: Sequence[str] = (),
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    message_pk: int | None = None,
+    submission_ref: str | None = None,
+    attachments: Sequence[MailAttachment] = (),
+    status: str = "pending",
+    reason: str | None = None,
+    recipients_checked: bool = False,
+) -> Outbox:
+    """Render and add one mail whose key is known to be new (`queue_mail` without the check).
+
+    `recipients_checked`: the caller already looked `to` up in the suppression list.
+    """
     rendered = app.renderer.render(context)
     kind = kind_of(context)
     recipients = [address.lower() for address in to if address]
     copies = [address.lower() for address in cc if address and not _is_suppressed(session, address)]
-    if status == "pending" and any(_is_suppressed(session, address) for address in recipients):
+    if (
+        status == "pending"
+        and not recipients_checked
+        and any(_is_suppressed(session, address) for address in recipients)
+    ):
         status, reason = "suppressed", "address suppressed after a bounce"
     stored_attachments = [
         {
@@ -162,22 +204,35 @@ def _replies_allowed(app: App, message: Message) -> bool:
     return app.settings.campaign.reply_to_old_mail or start is None or message.received_at >= start
 
 
-def _sent_today(session: Session, address: str, now: datetime) -> int:
-    """Receipts queued to `address` in the last 24 hours (sent, pending or held back)."""
-    count = session.exec(
-        select(sa.func.count(col(Outbox.id))).where(
+def _receipts_today(session: Session, address: str, now: datetime) -> tuple[int, bool]:
+    """Receipts queued to `address` in the last 24 hours (sent, pending or held back), and
+    whether the address is suppressed after a bounce: one round trip for both."""
+    sent_today = (
+        select(sa.func.count(col(Outbox.id)))
+        .where(
             col(Outbox.created_at) >= now - timedelta(days=1),
             Outbox.kind == "unit_receipt",
             col(Outbox.idempotency_key).endswith(f":{address}", autoescape=True),
         )
-    ).one()
-    return int(count)
+        .scalar_subquery()
+    )
+    suppressed = sa.exists().where(col(Suppression.address) == _bare(address))
+    count, bounced = session.execute(sa.select(sent_today, suppressed)).one()
+    return int(count), bool(bounced)
 
 
 def queue_unit_receipt(
-    app: App, session: Session, message: Message, touched: Sequence[Recommendation]
+    app: App,
+    session: Session,
+    message: Message,
+    touched: Sequence[Recommendation],
+    *,
+    attachments: Sequence[Attachment] | None = None,
 ) -> Outbox | None:
-    """Queue the receipt to the sender of a human-written message, once per message."""
+    """Queue the receipt to the sender of a human-written message, once per message.
+
+    `attachments`: the message's attachment rows when the caller holds them (saves a query).
+    """
     if not _replies_allowed(app, message) or not message.sender:
         return None
     to = message.reply_to[:1] or [message.sender]
@@ -187,17 +242,20 @@ def queue_unit_receipt(
     key = f"unit_receipt:{message.sha256}:{recipient}"
     if _already_queued(session, key):
         return None
-    context = unit_receipt_context(app, session, message, touched)
+    context = unit_receipt_context(app, session, message, touched, attachments=attachments)
     status, reason = "pending", None
-    if _sent_today(session, recipient, app.clock()) >= app.settings.smtp.per_recipient_daily_cap:
+    sent_today, bounced = _receipts_today(session, recipient, app.clock())
+    if sent_today >= app.settings.smtp.per_recipient_daily_cap:
         status = "suppressed"
         reason = (
             f"more than {app.settings.smtp.per_recipient_daily_cap} receipts to this address today"
         )
+    elif bounced:
+        status, reason = "suppressed", "address suppressed after a bounce"
     references = [*message.references]
     if message.message_id and message.message_id not in references:
         references.append(message.message_id)
-    return queue_mail(
+    return _add_to_outbox(
         app,
         session,
         key=key,
@@ -208,18 +266,26 @@ def queue_unit_receipt(
         message_pk=message.id,
         status=status,
         reason=reason,
+        recipients_checked=True,
     )
 
 
 def unit_receipt_context(
-    app: App, session: Session, message: Message, touched: Sequence[Recommendation]
+    app: App,
+    session: Session,
+    message: Message,
+    touched: Sequence[Recommendation],
+    *,
+    attachments: Sequence[Attachment] | None = None,
 ) -> UnitReceipt:
-    """What the unit receipt tells the sender about their message."""
-    attachments = session.exec(
-        select(Attachment)
-        .where(col(Attachment.message_pk) == message.id)
-        .order_by(col(Attachment.position))
-    ).all()
+    """What the unit receipt tells the sender about their message (`attachments`: its rows
+    in position order, read from the database when not given)."""
+    if attachments is None:
+        attachments = session.exec(
+            select(Attachment)
+            .where(col(Attachment.message_pk) == message.id)
+            .order_by(col(Attachment.position))
+        ).all()
     files = [
         ReceivedFile(
             filename=item.filename,

@@ -44,15 +44,15 @@ def process_pending(app: App, *, limit: int | None = None) -> ProcessCounts:
     counts = ProcessCounts()
     with Session(app.engine) as session:
         pending = session.exec(
-            select(col(Message.id))
+            select(col(Message.id), col(Message.sha256))
             .where(col(Message.status) == "pending")
             .order_by(col(Message.received_at), col(Message.id))
         ).all()
-    for position, message_pk in enumerate(pending):
+    for position, (message_pk, sha256) in enumerate(pending):
         if limit is not None and position >= limit:
             break
         assert message_pk is not None
-        status = process_message(app, message_pk)
+        status = process_message(app, message_pk, sha256=sha256)
         if status == "needs_attention":
             counts.needs_attention += 1
         elif status == "processed":
@@ -60,11 +60,15 @@ def process_pending(app: App, *, limit: int | None = None) -> ProcessCounts:
     return counts
 
 
-def process_message(app: App, message_pk: int) -> str:
-    """Process one archived message; returns its final status."""
+def process_message(app: App, message_pk: int, *, sha256: str | None = None) -> str:
+    """Process one archived message; returns its final status.
+
+    `sha256` saves a query when the caller already read it from the ledger.
+    """
     try:
-        raw = app.archive.get(_sha_of(app, message_pk))
+        raw = app.archive.get(sha256 or _sha_of(app, message_pk))
         parsed = parse_message(raw)
+        del raw  # the parsed message holds what is kept: a 50 MB message is not held twice
     except (ParseError, IntakeError) as exc:
         return _mark_unreadable(app, message_pk, str(exc))
     except Exception as exc:  # a parser bug must not stop the batch: record it for staff
@@ -143,6 +147,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
         ]
     forms: list[FormInput] = []
     pdfs: list[PdfInput] = []
+    rows: list[Attachment] = []
     for position, attachment in enumerate(parsed.attachments):
         app.archive.put(attachment.data, durable=False)
         row = Attachment(
@@ -156,6 +161,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
             kind=attachment.kind,
             container=attachment.container,
         )
+        rows.append(row)
         if attachment.kind == "form_word":
             word = _read_word(attachment.data, attachment.filename, row)
             if word is None:
@@ -187,7 +193,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     message.processed_at = app.clock()
     session.add(message)
     session.flush()
-    queue_unit_receipt(app, session, message, placement.touched)
+    queue_unit_receipt(app, session, message, placement.touched, attachments=rows)
     if parsed.bounce is not None:
         suppress_bounced(app, session, message, list(parsed.bounce.failed_recipients))
 
