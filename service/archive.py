@@ -10,11 +10,14 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import tempfile
+import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config.errors import StorageError
+
+_SHA256_NAME = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -30,7 +33,7 @@ class Archive:
 
     def path_for(self, sha256: str) -> Path:
         """Where the file with this hash lives (whether or not it exists yet)."""
-        if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
+        if _SHA256_NAME.fullmatch(sha256) is None:
             raise StorageError(f"not a SHA-256 name: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
@@ -43,20 +46,15 @@ class Archive:
         """
         digest = sha256_hex(data)
         target = self.path_for(digest)
-        if target.exists() and target.stat().st_size == len(data):
+        if _holds(target, len(data)):
             return digest
+        temporary = target.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{digest}")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            _write_new(temporary, data, sync=durable)
             try:
-                with os.fdopen(handle, "wb") as stream:
-                    stream.write(data)
-                    stream.flush()
-                    if durable:
-                        os.fsync(stream.fileno())
                 os.replace(temporary, target)
             except BaseException:
-                Path(temporary).unlink(missing_ok=True)
+                temporary.unlink(missing_ok=True)
                 raise
             if not durable:
                 return digest
@@ -89,6 +87,39 @@ class Archive:
     def has(self, sha256: str) -> bool:
         """Whether the archive holds this hash."""
         return self.path_for(sha256).exists()
+
+
+def _holds(target: Path, size: int) -> bool:
+    """Whether `target` already exists with `size` bytes (one stat, no exception on a miss)."""
+    try:
+        return os.stat(target).st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _write_new(path: Path, data: bytes, *, sync: bool) -> None:
+    """Write `data` to a new file at `path`, creating its directories only when missing.
+
+    A leftover temporary file of a crashed run with the same name is replaced.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, flags, 0o644)
+    try:
+        with memoryview(data) as view:
+            written = 0
+            while written < len(view):
+                written += os.write(descriptor, view[written:])
+        if sync:
+            os.fsync(descriptor)
+    except BaseException:
+        os.close(descriptor)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(descriptor)
 
 
 _LIBC_SYNCFS: Callable[[int], int] | None = None
@@ -137,19 +168,20 @@ def _put_many(archive: Archive, payloads: Sequence[bytes]) -> list[str]:
     """
     digests: list[str] = []
     staged: list[tuple[Path, Path]] = []
+    seen: set[str] = set()
     try:
         for data in payloads:
             digest = sha256_hex(data)
             digests.append(digest)
+            if digest in seen:
+                continue
+            seen.add(digest)
             target = archive.path_for(digest)
-            if target.exists() and target.stat().st_size == len(data):
+            if _holds(target, len(data)):
                 continue
-            if any(final == target for _, final in staged):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_name(f".tmp-{os.getpid()}-{digest}")
-            temporary.write_bytes(data)
             staged.append((temporary, target))
+            _write_new(temporary, data, sync=False)
         if not staged:
             return digests
         _make_durable(archive.root, [temporary for temporary, _ in staged])

@@ -180,7 +180,8 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
         else:
             session.add(row)
         problems.extend(f"{attachment.filename}: {text}" for text in row.problems)
-    session.flush()
+    # no flush of its own here or below: the next query flushes (autoflush), so the message
+    # row is written once, not once per step
     placement = place_forms(app, session, message, forms, pdfs)
     problems.extend(placement.problems)
     needs_person = needs_person or placement.needs_person
@@ -192,7 +193,6 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     message.status = "needs_attention" if needs_person else "processed"
     message.processed_at = app.clock()
     session.add(message)
-    session.flush()
     queue_unit_receipt(app, session, message, placement.touched, attachments=rows)
     if parsed.bounce is not None:
         suppress_bounced(app, session, message, list(parsed.bounce.failed_recipients))
