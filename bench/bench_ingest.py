@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,14 +47,16 @@ def floor_fetch(server: DovecotServer, username: str, batch_size: int) -> tuple[
     return time.perf_counter() - started, bodies
 
 
-def fresh_app(server: DovecotServer, username: str, workdir: Path):
+def fresh_app(server: DovecotServer, username: str, workdir: Path, **sections: dict[str, Any]):
+    """An App on a new SQLite database in `workdir`; `sections` override settings."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     return make_app(
         f"sqlite:///{workdir / 'intake.db'}",
         workdir,
-        mailbox=imap_mailbox(server, username, SHARED_PASSWORD),
+        open_mailbox=imap_mailbox(server, username, SHARED_PASSWORD),
+        **sections,
     )
 
 
@@ -70,9 +73,9 @@ def rss_child(host: str, port: int, username: str, workdir: str) -> None:
     """Poll one huge message in this process and print its peak RSS (KiB) and baseline."""
     server = DovecotServer.__new__(DovecotServer)
     server.host, server.port = host, port
-    app = fresh_app(server, username, Path(workdir))
-    limit = app.settings.mailbox.model_copy(update={"max_message_size": 200 * 1024 * 1024})
-    app.settings = app.settings.model_copy(update={"mailbox": limit})
+    app = fresh_app(
+        server, username, Path(workdir), mailbox={"max_message_size": 200 * 1024 * 1024}
+    )
     baseline = high_water_kib()
     fetched = poll(app, process=False)
     after_fetch = high_water_kib()

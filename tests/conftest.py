@@ -13,6 +13,8 @@ pytest_plugins = [
     "tests.support.smtp_sink",
     "tests.support.dovecot",
     "tests.support.database",
+    "tests.support.intake_process",
+    "tests.support.pipeline",
 ]
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from tests.support.intake_process import local_config, run_intake
+
 pytestmark = pytest.mark.integration
 
-INTAKE = [sys.executable, "-m", "service"]
 COMMANDS = [
     "demo",
     "db",
@@ -30,14 +29,8 @@ COMMANDS = [
 ]
 
 
-def intake(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*INTAKE, *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
-    )
-
-
 def test_help_lists_every_command():
-    result = intake("--help")
+    result = run_intake(None, "--help")
     assert result.returncode == 0
     for command in COMMANDS:
         assert command in result.stdout
@@ -54,7 +47,7 @@ def test_help_lists_every_command():
 def test_a_bad_config_exits_2_with_one_line_naming_the_key_and_file(tmp_path: Path, text, key):
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    result = intake("--config", str(config), "status")
+    result = run_intake(config, "status")
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -62,19 +55,13 @@ def test_a_bad_config_exits_2_with_one_line_naming_the_key_and_file(tmp_path: Pa
     assert "Traceback" not in result.stderr
 
 
-def _config(tmp_path: Path, url: str) -> Path:
-    config = tmp_path / "intake.toml"
-    config.write_text(f'[database]\nurl = "{url}"\n[storage]\npath = "{tmp_path / "archive"}"\n')
-    return config
-
-
 def test_db_upgrade_twice_is_a_no_op_on_either_backend(tmp_path: Path, db_url: str):
-    config = _config(tmp_path, db_url)
-    first = intake("--config", str(config), "db", "upgrade")
+    config = local_config(tmp_path, db_url)
+    first = run_intake(config, "db", "upgrade")
     assert first.returncode == 0, first.stderr
     engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
     tables = set(sa.inspect(engine).get_table_names())
-    second = intake("--config", str(config), "db", "upgrade")
+    second = run_intake(config, "db", "upgrade")
     assert second.returncode == 0, second.stderr
     assert set(sa.inspect(engine).get_table_names()) == tables
     assert {"message", "recommendation", "outbox", "alembic_version"} <= tables
@@ -82,15 +69,15 @@ def test_db_upgrade_twice_is_a_no_op_on_either_backend(tmp_path: Path, db_url: s
 
 
 def test_a_command_on_a_database_without_schema_says_to_upgrade(tmp_path: Path):
-    config = _config(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
-    result = intake("--config", str(config), "status")
+    config = local_config(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    result = run_intake(config, "status")
     assert result.returncode == 1
     assert "intake db upgrade" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_demo_prints_the_summary_and_writes_receipts_and_the_digest(tmp_path: Path):
-    result = intake("demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
+    result = run_intake(None, "demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "complete" in result.stdout
     written = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import email.utils
 import io
-import subprocess
-import sys
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,13 +12,13 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from notifications.transport import SmtpTransport
 from service.bootstrap import App
 from service.digest import queue_digest, render_digest
 from service.imports import import_submissions
 from service.ingest import poll
 from service.outbox import deliver
 from tests.support.apps import make_app, register_of
+from tests.support.intake_process import local_config, run_intake
 from tests.support.mailmaker import (
     Case,
     File,
@@ -62,13 +60,11 @@ def big_attachment_mail() -> bytes:
 def campaign_day(db_url: str, tmp_path: Path, sink: SmtpSink) -> App:
     """A day of intake with one of each thing staff must handle; mail delivered, one 550."""
     drop = MailDrop(tmp_path / "drop")
-    transport = SmtpTransport(
-        sink.host, sink.port, security="plain", username=None, password=None, timeout=10.0
-    )
+    transport = sink.transport()
     app = make_app(
         db_url,
         tmp_path,
-        mailbox=drop.mailbox,
+        open_mailbox=drop.mailbox,
         transport=transport,
         clock=lambda: at(21, 8),
         campaign={"staff": STAFF},
@@ -193,8 +189,8 @@ def test_the_digest_is_queued_once_per_day_per_staff_address_in_the_campaign_tim
     app.engine.dispose()
 
 
-def test_days_left_is_counted_in_calendar_days_of_the_campaign(db_url, tmp_path):
-    app = make_app(db_url, tmp_path)
+def test_days_left_is_counted_in_calendar_days_of_the_campaign(sqlite_url, tmp_path):
+    app = make_app(sqlite_url, tmp_path)  # calendar arithmetic on an empty register
     on_the_day = render_digest(app, now=datetime(2025, 7, 31, 1, 0, tzinfo=UTC))
     after = render_digest(app, now=datetime(2025, 8, 2, 1, 0, tzinfo=UTC))
 
@@ -204,23 +200,13 @@ def test_days_left_is_counted_in_calendar_days_of_the_campaign(db_url, tmp_path)
 
 
 def test_intake_digest_print_shows_the_digest_without_queuing_it(tmp_path):
-    config = tmp_path / "intake.toml"
-    config.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "x.db"}"\n[storage]\npath = "{tmp_path / "a"}"\n'
-        f'[smtp]\nkind = "file"\npath = "{tmp_path / "out"}"\n',
-        encoding="utf-8",
-    )
-    intake = [sys.executable, "-m", "service", "--config", str(config)]
-    subprocess.run([*intake, "db", "upgrade"], cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([*intake, "poll", "--once"], cwd=ROOT, check=True, capture_output=True)
+    config = local_config(tmp_path, f"sqlite:///{tmp_path / 'intake.db'}")
+    run_intake(config, "db", "upgrade", check=True)
+    run_intake(config, "poll", "--once", check=True)
 
-    printed = subprocess.run(
-        [*intake, "digest", "--print"], cwd=ROOT, check=True, capture_output=True, text=True
-    )
-    exported = subprocess.run(
-        [*intake, "export", "--format", "json"], cwd=ROOT, check=True, capture_output=True
-    )
+    printed = run_intake(config, "digest", "--print", check=True)
+    exported = run_intake(config, "export", "--format", "json", check=True)
 
     assert printed.stdout.startswith("Subject: 【2025信息通信行业科技创新案例征集】每日汇总")
     assert "三、需要处理的事项" in printed.stdout and "完整登记表见附件" in printed.stdout
-    assert b'"kind": "digest"' not in exported.stdout
+    assert '"kind": "digest"' not in exported.stdout

@@ -18,29 +18,19 @@ from service.health import HealthServer, ServiceCounters, check_health
 from service.ingest import poll
 from service.mailbox import FetchedMessage, FolderState, RemoteMessage
 from service.outbox import deliver
-from tests.integration.test_run_service import (
+from tests.support.apps import (
     EXPECTED_RECEIPTS,
-    http_get,
-    metric_value,
-    run_intake,
-    service_config,
+    MovableClock,
+    append_samples,
+    imap_mailbox,
+    make_app,
 )
-from tests.support.apps import append_samples, imap_mailbox, make_app
+from tests.support.intake_process import http_get, metric_value, run_intake, service_config
 
 pytestmark = pytest.mark.integration
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+]+$')
 COMMENT = re.compile(r"^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$")
-
-
-class MovableClock:
-    """A clock the test sets by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class UnreachableMailbox:
@@ -268,7 +258,7 @@ def test_healthz_answers_503_with_the_reason_when_the_mailbox_refuses_the_login(
 ):
     username, _ = dovecot.user("locked-out")
     app = make_app(
-        postgres_url, tmp_path, mailbox=imap_mailbox(dovecot, username, "wrong-password")
+        postgres_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, "wrong-password")
     )
     assert not poll(app).ok
     server = HealthServer("127.0.0.1", 0, app, ServiceCounters()).start()

@@ -26,7 +26,7 @@ def test_a_poll_started_while_another_runs_on_the_same_mailbox_skips(
     username, password = dovecot.user("overlap")
     with dovecot.client(username) as client:
         append_all(client, [small_message(number, run="overlap") for number in range(30)])
-    app = make_app(postgres_url, tmp_path, mailbox=imap_mailbox(dovecot, username, password))
+    app = make_app(postgres_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, password))
     inner: list = []
 
     def start_a_second_poll(done, total):

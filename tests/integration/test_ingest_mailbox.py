@@ -21,7 +21,7 @@ from service.ingest import poll
 from service.mailbox import ImapMailbox, read_header_block
 from service.models import Message, Outbox
 from service.register import attention_items
-from tests.support.apps import make_app, register_of
+from tests.support.apps import imap_mailbox, make_app, register_of
 from tests.support.bulk_mail import append_all, arrival, small_message
 from tests.support.mailmaker import File, mail, pdf
 
@@ -80,27 +80,6 @@ class CountingMailbox:
         return self.inner.wait_for_new(timeout)
 
 
-def imap(dovecot, username, password, folder="INBOX") -> ImapMailbox:
-    return ImapMailbox(
-        dovecot.host,
-        dovecot.port,
-        username=username,
-        password=password,
-        folder=folder,
-        security="plain",
-        timeout=10.0,
-    )
-
-
-def app_on(db_url, workdir, *, mailbox, mailbox_settings=None, **sections):
-    """`make_app` with some `mailbox.*` settings changed (its `mailbox=` is the opener)."""
-    app = make_app(db_url, workdir, mailbox=mailbox, **sections)
-    if mailbox_settings:
-        changed = app.settings.mailbox.model_copy(update=mailbox_settings)
-        app.settings = app.settings.model_copy(update={"mailbox": changed})
-    return app
-
-
 def ledger(app) -> list[Message]:
     with Session(app.engine) as session:
         return list(session.exec(select(Message).order_by(col(Message.uid))).all())
@@ -136,8 +115,8 @@ def test_a_thousand_messages_are_archived_once_byte_for_byte(db_url, tmp_path, d
     appended = thousand_messages()
     with dovecot.client(username) as client:
         append_all(client, appended)
-    counting = CountingMailbox(imap(dovecot, username, password))
-    app = app_on(db_url, tmp_path, mailbox=lambda: counting)
+    counting = CountingMailbox(imap_mailbox(dovecot, username, password)())
+    app = make_app(db_url, tmp_path, open_mailbox=lambda: counting)
 
     first = poll(app, process=False)
 
@@ -165,11 +144,11 @@ def test_progress_reports_done_out_of_total_up_to_every_message(tmp_path, doveco
     username, password = dovecot.user("progress")
     with dovecot.client(username) as client:
         append_all(client, [small_message(number, run="progress") for number in range(45)])
-    app = app_on(
+    app = make_app(
         sqlite_url,
         tmp_path,
-        mailbox=lambda: imap(dovecot, username, password),
-        mailbox_settings={"batch_size": 10},
+        open_mailbox=imap_mailbox(dovecot, username, password),
+        mailbox={"batch_size": 10},
     )
     seen: list[tuple[int, int]] = []
 
@@ -184,7 +163,7 @@ def test_a_new_uidvalidity_adds_only_the_new_mail(db_url, tmp_path, dovecot):
     new = [small_message(number, run="validity") for number in range(30, 40)]
     with dovecot.client(username) as client:
         append_all(client, old)
-    app = app_on(db_url, tmp_path, mailbox=lambda: imap(dovecot, username, password))
+    app = make_app(db_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, password))
     assert poll(app, process=False).archived == 30
     validity_before = {row.uidvalidity for row in ledger(app)}
 
@@ -234,7 +213,7 @@ def test_broken_messages_need_attention_and_the_mail_after_them_is_processed(
         append_all(
             client, messages, dates=[received + timedelta(minutes=n) for n in range(len(messages))]
         )
-    app = app_on(sqlite_url, tmp_path, mailbox=lambda: imap(dovecot, username, password))
+    app = make_app(sqlite_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, password))
 
     report = poll(app)
 
@@ -270,7 +249,7 @@ def test_a_broken_form_named_like_a_form_needs_attention(sqlite_url, tmp_path, d
     )
     with dovecot.client(username) as client:
         append_all(client, [broken])
-    app = app_on(sqlite_url, tmp_path, mailbox=lambda: imap(dovecot, username, password))
+    app = make_app(sqlite_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, password))
 
     poll(app)
 
@@ -304,11 +283,11 @@ def test_the_after_action_applies_on_the_server_once_processing_is_committed(
     username, password = dovecot.user("after")
     with dovecot.client(username) as client:
         append_all(client, AFTER_MESSAGES)
-    app = app_on(
+    app = make_app(
         sqlite_url,
         tmp_path,
-        mailbox=lambda: imap(dovecot, username, password),
-        mailbox_settings={"after": action},
+        open_mailbox=imap_mailbox(dovecot, username, password),
+        mailbox={"after": action},
     )
 
     archived_only = poll(app, process=False)
@@ -342,12 +321,12 @@ def test_an_over_size_message_is_recorded_from_its_headers_for_staff(db_url, tmp
     big = small_message(7, run="big", attachment_size=30_000)
     with dovecot.client(username) as client:
         append_all(client, [small_message(1, run="big"), big, small_message(2, run="big")])
-    counting = CountingMailbox(imap(dovecot, username, password))
-    app = app_on(
+    counting = CountingMailbox(imap_mailbox(dovecot, username, password)())
+    app = make_app(
         db_url,
         tmp_path,
-        mailbox=lambda: counting,
-        mailbox_settings={"max_message_size": 20_000, "after": "move:Processed"},
+        open_mailbox=lambda: counting,
+        mailbox={"max_message_size": 20_000, "after": "move:Processed"},
     )
 
     report = poll(app)
@@ -377,11 +356,11 @@ def test_mail_older_than_since_is_ignored(sqlite_url, tmp_path, dovecot):
                 for number in range(6)
             ],
         )
-    app = app_on(
+    app = make_app(
         sqlite_url,
         tmp_path,
-        mailbox=lambda: imap(dovecot, username, password),
-        mailbox_settings={"since": datetime(2025, 7, 1, tzinfo=UTC)},
+        open_mailbox=imap_mailbox(dovecot, username, password),
+        mailbox={"since": datetime(2025, 7, 1, tzinfo=UTC)},
     )
 
     report = poll(app, process=False)
@@ -400,10 +379,10 @@ def test_mail_received_before_the_campaign_starts_gets_no_receipt_unless_asked(
     with dovecot.client(username) as client:
         append_all(client, [small_message(number, run="starts") for number in range(4)])
     starts = arrival(2)  # messages 0 and 1 arrived before the start
-    app = app_on(
+    app = make_app(
         sqlite_url,
         tmp_path,
-        mailbox=lambda: imap(dovecot, username, password),
+        open_mailbox=imap_mailbox(dovecot, username, password),
         campaign={"starts": starts.isoformat(), "reply_to_old_mail": reply_to_old_mail},
     )
 

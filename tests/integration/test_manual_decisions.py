@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from service.bootstrap import App
 from service.manual import DecisionError, record_manual_decision
 from service.processing import rebuild_all
 from tests.support.apps import make_app, register_of
+from tests.support.intake_process import local_config, run_intake
 from tests.support.mailmaker import (
     HEBEI,
     Case,
@@ -44,16 +43,10 @@ FORM = Form(
 
 
 @pytest.fixture
-def drop(tmp_path: Path) -> MailDrop:
-    return MailDrop(tmp_path / "mail")
-
-
-@pytest.fixture
-def app(db_url: str, tmp_path: Path, drop: MailDrop) -> Any:
-    application = make_app(db_url, tmp_path, mailbox=drop.mailbox)
-    import_export(application, tmp_path / "exports", EXPORT)
-    yield application
-    application.engine.dispose()
+def app(app: App, tmp_path: Path) -> App:
+    """The pipeline's App, with EXPORT imported."""
+    import_export(app, tmp_path / "exports", EXPORT)
+    return app
 
 
 def hebei(app: App) -> dict[str, Any]:
@@ -147,36 +140,22 @@ def test_a_decision_naming_something_unknown_is_refused_with_what_to_do(app: App
 
 def test_intake_pair_set_on_the_command_line_ties_the_row(sqlite_url: str, tmp_path: Path):
     drop = MailDrop(tmp_path / "mail")
-    application = make_app(sqlite_url, tmp_path, mailbox=drop.mailbox)
+    application = make_app(sqlite_url, tmp_path, open_mailbox=drop.mailbox)
     import_export(application, tmp_path / "exports", EXPORT)
     send_form(application, drop)
     recommendation = hebei(application)["id"]
-    config = tmp_path / "intake.toml"
-    config.write_text(
-        f'[database]\nurl = "{sqlite_url}"\n[storage]\npath = "{tmp_path / "archive"}"\n'
-        f'[smtp]\nkind = "file"\npath = "{tmp_path / "out"}"\n',
-        encoding="utf-8",
-    )
+    config = local_config(tmp_path, sqlite_url)
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "service",
-            "--config",
-            str(config),
-            "pair",
-            "set",
-            "--recommendation",
-            str(recommendation),
-            "--row",
-            "1",
-            "--submission",
-            "B001",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    done = run_intake(
+        config,
+        "pair",
+        "set",
+        "--recommendation",
+        str(recommendation),
+        "--row",
+        "1",
+        "--submission",
+        "B001",
     )
 
     assert done.returncode == 0, done.stderr

@@ -10,45 +10,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
 
-from notifications.contexts import ResultNotice
-from service.bootstrap import App
-from service.outbox import queue_mail
 from tests.support.apps import make_app, register_of
 from tests.support.deliver_crash import CLOCK, EXIT_STATUS
+from tests.support.intake_process import REPO
+from tests.support.outbox_mail import queue_results
 from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def queue_results(app: App, count: int) -> None:
-    """`count` result mails, each to its own applicant."""
-    with Session(app.engine) as session:
-        for number in range(1, count + 1):
-            ref = f"KJCX2025-{number:04d}"
-            queue_mail(
-                app,
-                session,
-                key=f"result:{ref}:1:selected",
-                context=ResultNotice(
-                    campaign_name=app.settings.campaign.name,
-                    submission_ref=ref,
-                    submission_title=f"案例{number}",
-                    applicant=f"申报单位{number}",
-                    contact_name="李娜",
-                    result="selected",
-                ),
-                to=[f"applicant{number}@example.cn"],
-                submission_ref=ref,
-            )
-        session.commit()
 
 
 def start_delivery(
@@ -68,7 +40,7 @@ def start_delivery(
             str(sink.port),
             *extra,
         ],
-        cwd=ROOT,
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -77,11 +49,6 @@ def start_delivery(
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready", process.stderr and process.stderr.read()
     return process
-
-
-def arrivals(sink: SmtpSink) -> Counter[str]:
-    """How many times each outgoing Message-ID reached the server."""
-    return Counter(str(item.message["Message-ID"]).strip() for item in sink.received)
 
 
 def test_a_crash_after_the_server_accepted_sends_that_one_mail_again_and_no_other(
@@ -98,7 +65,7 @@ def test_a_crash_after_the_server_accepted_sends_that_one_mail_again_and_no_othe
     assert finished.wait(timeout=60) == 0
     finished.communicate()
 
-    counts = arrivals(smtp_sink)
+    counts = smtp_sink.arrivals()
     assert len(counts) == 8
     assert sorted(counts.values()) == [1] * 6 + [2] * 2  # one duplicate per crash
     assert [mail["status"] for mail in register_of(app)["outbox"]] == ["sent"] * 8
@@ -127,7 +94,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_at_most_one_mail
     assert finished.wait(timeout=60) == 0
     finished.communicate()
 
-    counts = arrivals(smtp_sink)
+    counts = smtp_sink.arrivals()
     duplicates = sum(count - 1 for count in counts.values())
     assert len(counts) == total, f"seed {seed}"
     assert max(counts.values()) <= 2, f"seed {seed}"

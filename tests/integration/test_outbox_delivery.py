@@ -4,71 +4,26 @@ concurrent deliveries on PostgreSQL that never send a row twice."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-from collections import Counter
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
 
 from config.settings import Settings
-from notifications.contexts import ResultNotice
 from notifications.transport import SmtpTransport
 from service.bootstrap import App, build_transport
 from service.digest import render_digest
 from service.leases import held_lease
 from service.models import Outbox, Suppression
-from service.outbox import deliver, queue_mail
-from tests.support.apps import make_app, register_of
+from service.outbox import deliver
+from tests.support.apps import MovableClock, make_app, register_of
+from tests.support.intake_process import local_config, run_intake
 from tests.support.mailmaker import at
+from tests.support.outbox_mail import queue_results
 from tests.support.services import free_port
-from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Clock:
-    """The app's clock, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def transport_for(sink: SmtpSink) -> SmtpTransport:
-    return SmtpTransport(
-        sink.host, sink.port, security="plain", username=None, password=None, timeout=10.0
-    )
-
-
-def queue_results(app: App, count: int, *, first: int = 1) -> None:
-    """`count` result mails, each to its own applicant."""
-    with Session(app.engine) as session:
-        for number in range(first, first + count):
-            ref = f"KJCX2025-{number:04d}"
-            queue_mail(
-                app,
-                session,
-                key=f"result:{ref}:1:selected",
-                context=ResultNotice(
-                    campaign_name=app.settings.campaign.name,
-                    submission_ref=ref,
-                    submission_title=f"案例{number}",
-                    applicant=f"申报单位{number}",
-                    contact_name="李娜",
-                    result="selected",
-                ),
-                to=[f"applicant{number}@example.cn"],
-                submission_ref=ref,
-            )
-        session.commit()
 
 
 def outbox_rows(app: App) -> list[Outbox]:
@@ -76,13 +31,9 @@ def outbox_rows(app: App) -> list[Outbox]:
         return list(session.exec(select(Outbox).order_by(Outbox.id)).all())
 
 
-def received_ids(sink: SmtpSink) -> Counter[str]:
-    return Counter(str(item.message["Message-ID"]).strip() for item in sink.received)
-
-
 def test_a_451_is_retried_after_the_back_off_and_then_delivered(db_url, tmp_path, smtp_sink):
-    clock = Clock(at(20))
-    app = make_app(db_url, tmp_path, transport=transport_for(smtp_sink), clock=clock)
+    clock = MovableClock(at(20))
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport(), clock=clock)
     queue_results(app, 1)
     smtp_sink.script(["451 4.3.0 try again later"])
 
@@ -104,8 +55,8 @@ def test_a_451_is_retried_after_the_back_off_and_then_delivered(db_url, tmp_path
 
 
 def test_the_back_off_doubles_with_each_temporary_refusal(db_url, tmp_path, smtp_sink):
-    clock = Clock(at(20))
-    app = make_app(db_url, tmp_path, transport=transport_for(smtp_sink), clock=clock)
+    clock = MovableClock(at(20))
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport(), clock=clock)
     queue_results(app, 1)
     smtp_sink.script(["451 busy"] * 3)
     waits = []
@@ -123,7 +74,7 @@ def test_the_back_off_doubles_with_each_temporary_refusal(db_url, tmp_path, smtp
 def test_a_550_fails_for_good_and_shows_in_the_digest_and_intake_status(
     db_url, tmp_path, smtp_sink
 ):
-    app = make_app(db_url, tmp_path, transport=transport_for(smtp_sink))
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport())
     queue_results(app, 2)
     smtp_sink.script(["550 5.1.1 <applicant1@example.cn>: no such user"])
 
@@ -137,19 +88,8 @@ def test_a_550_fails_for_good_and_shows_in_the_digest_and_intake_status(
     failed_section = digest.split("四、发送失败的邮件（1封）")[1].split("五、")[0]
     assert "applicant1@example.cn" in failed_section and "no such user" in failed_section
 
-    config = tmp_path / "intake.toml"
-    config.write_text(
-        f'[database]\nurl = "{db_url}"\n[storage]\npath = "{tmp_path / "archive"}"\n',
-        encoding="utf-8",
-    )
-    status = subprocess.run(
-        [sys.executable, "-m", "service", "--config", str(config), "status"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
-        check=True,
-    )
+    config = local_config(tmp_path, db_url)
+    status = run_intake(config, "status", env={"COLUMNS": "200"}, check=True)
     assert "发送失败" in status.stdout and "applicant1@example.cn" in status.stdout
     assert "failed" in status.stdout
     app.engine.dispose()
@@ -159,13 +99,13 @@ def test_a_connection_dropped_mid_batch_delivers_the_rest_in_the_same_run(
     db_url, tmp_path, smtp_sink_factory
 ):
     sink = smtp_sink_factory(drop_after=3)
-    app = make_app(db_url, tmp_path, transport=transport_for(sink))
+    app = make_app(db_url, tmp_path, transport=sink.transport())
     queue_results(app, 7)
 
     report = deliver(app)
 
     assert report.sent == 7
-    assert sorted(received_ids(sink).values()) == [1] * 7
+    assert sorted(sink.arrivals().values()) == [1] * 7
     assert [item.connection for item in sink.received] == [1, 1, 1, 2, 2, 2, 3]
     app.engine.dispose()
 
@@ -173,7 +113,7 @@ def test_a_connection_dropped_mid_batch_delivers_the_rest_in_the_same_run(
 def test_a_server_that_is_down_stops_the_run_and_the_next_run_delivers_everything(
     db_url, tmp_path, smtp_sink
 ):
-    clock = Clock(at(20))
+    clock = MovableClock(at(20))
     down = SmtpTransport(
         "127.0.0.1", free_port(), security="plain", username=None, password=None, timeout=2.0
     )
@@ -188,7 +128,7 @@ def test_a_server_that_is_down_stops_the_run_and_the_next_run_delivers_everythin
     assert [row.attempts for row in rows] == [0] * 5  # an outage is not the mail's fault
     assert "cannot connect" in (rows[0].last_error or "")
 
-    app.transport = transport_for(smtp_sink)
+    app.transport = smtp_sink.transport()
     clock.now = at(21)
     assert deliver(app).sent == 5
     assert len(smtp_sink.received) == 5
@@ -196,7 +136,7 @@ def test_a_server_that_is_down_stops_the_run_and_the_next_run_delivers_everythin
 
 
 def test_one_connection_carries_a_whole_batch(db_url, tmp_path, smtp_sink):
-    app = make_app(db_url, tmp_path, transport=transport_for(smtp_sink))
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport())
     queue_results(app, 12)
 
     assert deliver(app).sent == 12
@@ -232,7 +172,7 @@ def test_starttls_and_login_work_through_the_transport_built_from_settings(
 def test_mail_to_an_address_that_bounced_after_queueing_is_held_back_at_send_time(
     db_url, tmp_path, smtp_sink
 ):
-    app = make_app(db_url, tmp_path, transport=transport_for(smtp_sink))
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport())
     queue_results(app, 2)
     with Session(app.engine) as session:
         session.add(
@@ -254,7 +194,7 @@ def test_mail_to_an_address_that_bounced_after_queueing_is_held_back_at_send_tim
 def test_two_concurrent_deliveries_on_postgresql_never_send_a_row_twice(
     postgres_url, tmp_path, smtp_sink
 ):
-    app = make_app(postgres_url, tmp_path, transport=transport_for(smtp_sink))
+    app = make_app(postgres_url, tmp_path, transport=smtp_sink.transport())
     queue_results(app, 120)
     reports = []
 
@@ -267,7 +207,7 @@ def test_two_concurrent_deliveries_on_postgresql_never_send_a_row_twice(
     for worker in workers:
         worker.join(timeout=120)
 
-    counts = received_ids(smtp_sink)
+    counts = smtp_sink.arrivals()
     assert len(counts) == 120 and max(counts.values()) == 1
     assert sum(report.sent for report in reports) == 120
     assert sum(1 for report in reports if report.sent) >= 2  # they really ran side by side
@@ -276,21 +216,21 @@ def test_two_concurrent_deliveries_on_postgresql_never_send_a_row_twice(
 
 
 def test_a_mail_queued_again_under_the_same_key_is_sent_once(db_url, tmp_path, smtp_sink):
-    app = make_app(db_url, tmp_path, transport=transport_for(smtp_sink))
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport())
     queue_results(app, 3)
     queue_results(app, 3)
     deliver(app)
     queue_results(app, 3)
 
     assert deliver(app).sent == 0
-    assert sorted(received_ids(smtp_sink).values()) == [1, 1, 1]
+    assert sorted(smtp_sink.arrivals().values()) == [1, 1, 1]
     assert len(outbox_rows(app)) == 3
     assert all(row.sent_at is not None for row in outbox_rows(app))
     app.engine.dispose()
 
 
 def test_on_sqlite_a_second_delivery_while_one_runs_sends_nothing(sqlite_url, tmp_path, smtp_sink):
-    app = make_app(sqlite_url, tmp_path, transport=transport_for(smtp_sink))
+    app = make_app(sqlite_url, tmp_path, transport=smtp_sink.transport())
     queue_results(app, 2)
     with held_lease(app.engine, "deliver", clock=app.clock, ttl=timedelta(minutes=5)):
         report = deliver(app)

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.bootstrap import App
 from service.register import attention_items
-from tests.support.apps import make_app, register_of
-from tests.support.mailmaker import Case, Form, MailDrop, at, mail, pdf, word
+from tests.support.apps import register_of
+from tests.support.mailmaker import HEBEI, Case, Form, MailDrop, at, mail, pdf, word
 
 pytestmark = pytest.mark.integration
 
-HEBEI = "中国联合网络通信有限公司河北省分公司"
 HEBEI_FORM = Form(
     HEBEI,
     [Case("基于大模型的智能客服系统", "联通数字科技有限公司")],
     email="wang@he.chinaunicom.example",
 )
-
-
-@pytest.fixture
-def drop(tmp_path: Path) -> MailDrop:
-    return MailDrop(tmp_path / "mail")
-
-
-@pytest.fixture
-def app(db_url: str, tmp_path: Path, drop: MailDrop) -> Any:
-    application = make_app(db_url, tmp_path, mailbox=drop.mailbox)
-    yield application
-    application.engine.dispose()
 
 
 def current(register: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
@@ -24,10 +23,9 @@ from service.ingest import poll
 from service.models import Lease, Message, Outbox
 from tests.support.apps import imap_mailbox, make_app
 from tests.support.bulk_mail import append_all, small_message
+from tests.support.intake_process import REPO
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_poller(db_url, workdir, dovecot, username, password, *, batch_size=10):
@@ -36,7 +34,7 @@ def start_poller(db_url, workdir, dovecot, username, password, *, batch_size=10)
             sys.executable, "-m", "tests.support.crash_poller", db_url, str(workdir),
             dovecot.host, str(dovecot.port), username, password, str(batch_size),
         ],
-        cwd=ROOT,
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -80,7 +78,7 @@ def test_a_poller_killed_at_random_moments_ends_with_every_message_once(db_url, 
     appended = [small_message(number, run="killed") for number in range(100)]
     with dovecot.client(username) as client:
         append_all(client, appended)
-    app = make_app(db_url, tmp_path, mailbox=imap_mailbox(dovecot, username, password))
+    app = make_app(db_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, password))
     chance = random.Random(20250720)
     killed = 0
     ended_by_themselves = []
@@ -118,9 +116,12 @@ def test_dovecot_stopped_mid_batch_ends_the_poll_cleanly_and_the_next_resumes(
     appended = [small_message(number, run="outage") for number in range(60)]
     with dovecot.client(username) as client:
         append_all(client, appended)
-    app = make_app(sqlite_url, tmp_path, mailbox=imap_mailbox(dovecot, username, password))
-    changed = app.settings.mailbox.model_copy(update={"batch_size": 10})
-    app.settings = app.settings.model_copy(update={"mailbox": changed})
+    app = make_app(
+        sqlite_url,
+        tmp_path,
+        open_mailbox=imap_mailbox(dovecot, username, password),
+        mailbox={"batch_size": 10},
+    )
 
     def stop_after_two_batches(done, total):
         if done == 20:
@@ -146,7 +147,7 @@ def test_a_lease_held_by_a_live_poller_in_another_process_makes_a_poll_skip(
     appended = [small_message(number, run="busy") for number in range(100)]
     with dovecot.client(username) as client:
         append_all(client, appended)
-    app = make_app(postgres_url, tmp_path, mailbox=imap_mailbox(dovecot, username, password))
+    app = make_app(postgres_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, password))
     poller = start_poller(postgres_url, tmp_path, dovecot, username, password)
     try:
         deadline = time.monotonic() + 30

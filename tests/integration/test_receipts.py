@@ -9,26 +9,15 @@ from email.message import EmailMessage
 
 import pytest
 
-from config.settings import SAMPLES
-from notifications.transport import SmtpTransport
 from service.digest import queue_digest
-from service.imports import import_submissions
-from service.ingest import poll
 from service.outbox import deliver
-from tests.support.apps import TRUTH, make_app, register_of
+from tests.support.apps import TRUTH, make_app, register_of, run_samples
 from tests.support.mailmaker import Case, Form, MailDrop, at, mail, pdf, word
 from tests.support.smtp_sink import ReceivedEnvelope, SmtpSink
 
 pytestmark = pytest.mark.integration
 
 STAFF = ["staff@cace.example", "lead@cace.example"]
-
-
-def sink_transport(sink: SmtpSink) -> SmtpTransport:
-    """The production SMTP transport, pointed at the sink."""
-    return SmtpTransport(
-        sink.host, sink.port, security="plain", username=None, password=None, timeout=10.0
-    )
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -46,9 +35,8 @@ def of_kind(sink: SmtpSink, kind: str) -> list[ReceivedEnvelope]:
 def test_the_samples_send_the_receipts_the_domain_calls_for_and_one_digest_per_staff_address(
     db_url, tmp_path, smtp_sink
 ):
-    app = make_app(db_url, tmp_path, transport=sink_transport(smtp_sink), campaign={"staff": STAFF})
-    import_submissions(app, SAMPLES / "submissions.xlsx")
-    assert poll(app).archived == 4
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport(), campaign={"staff": STAFF})
+    assert run_samples(app).archived == 4
     deliver(app)
     assert queue_digest(app) == 2
     deliver(app)
@@ -71,9 +59,8 @@ def test_the_samples_send_the_receipts_the_domain_calls_for_and_one_digest_per_s
 def test_each_unit_receipt_names_the_unit_its_rows_and_their_refs_in_text_and_html(
     db_url, tmp_path, smtp_sink
 ):
-    app = make_app(db_url, tmp_path, transport=sink_transport(smtp_sink))
-    import_submissions(app, SAMPLES / "submissions.xlsx")
-    poll(app)
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport())
+    run_samples(app)
     deliver(app)
 
     receipts = {
@@ -98,9 +85,8 @@ def test_each_unit_receipt_names_the_unit_its_rows_and_their_refs_in_text_and_ht
 
 
 def test_every_mail_carries_the_headers_that_stop_auto_responders(db_url, tmp_path, smtp_sink):
-    app = make_app(db_url, tmp_path, transport=sink_transport(smtp_sink))
-    import_submissions(app, SAMPLES / "submissions.xlsx")
-    poll(app)
+    app = make_app(db_url, tmp_path, transport=smtp_sink.transport())
+    run_samples(app)
     queue_digest(app)
     deliver(app)
 
@@ -122,8 +108,8 @@ def test_a_receipt_goes_to_reply_to_when_the_sender_names_one(db_url, tmp_path, 
     app = make_app(
         db_url,
         tmp_path,
-        mailbox=drop.mailbox,
-        transport=sink_transport(smtp_sink),
+        open_mailbox=drop.mailbox,
+        transport=smtp_sink.transport(),
         clock=lambda: at(21),
     )
     form = Form(unit="中国联通河北分公司", cases=[Case("智慧农业平台", "河北某某科技有限公司")])

@@ -32,18 +32,6 @@ from tests.support.mailmaker import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def drop(tmp_path: Path) -> MailDrop:
-    return MailDrop(tmp_path / "mail")
-
-
-@pytest.fixture
-def app(db_url: str, tmp_path: Path, drop: MailDrop) -> Any:
-    application = make_app(db_url, tmp_path, mailbox=drop.mailbox)
-    yield application
-    application.engine.dispose()
-
-
 def by_ref(register: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["ref"]: row for row in register["submissions"]}
 
@@ -312,7 +300,7 @@ def test_the_same_mail_gives_the_same_register_on_sqlite_and_postgresql(
     registers = []
     for name, url in (("sqlite", sqlite_url), ("postgresql", postgres_url)):
         drop = MailDrop(tmp_path / name / "mail")
-        application = make_app(url, tmp_path / name, mailbox=drop.mailbox)
+        application = make_app(url, tmp_path / name, open_mailbox=drop.mailbox)
         campaign.run(application, drop, tmp_path / name / "exports")
         registers.append(register_of(application))
         application.engine.dispose()

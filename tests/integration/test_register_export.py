@@ -2,44 +2,36 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
 from tests.support.apps import make_app
+from tests.support.intake_process import local_config, run_intake
 from tests.support.mailmaker import JIANGXI, Campaign, MailDrop
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def intake(sqlite_url: str, tmp_path: Path) -> list[str]:
-    """The `intake` command on a database holding the small campaign."""
-    drop = MailDrop(tmp_path / "mail")
-    application = make_app(sqlite_url, tmp_path, mailbox=drop.mailbox)
-    Campaign.build().run(application, drop, tmp_path / "exports")
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Settings for `intake` on a database holding the small campaign; built once, as every
+    test here only reads it."""
+    workdir = tmp_path_factory.mktemp("campaign")
+    database_url = f"sqlite:///{workdir / 'intake.db'}"
+    drop = MailDrop(workdir / "mail")
+    application = make_app(database_url, workdir, open_mailbox=drop.mailbox)
+    Campaign.build().run(application, drop, workdir / "exports")
     application.engine.dispose()
-    config = tmp_path / "intake.toml"
-    config.write_text(
-        f'[database]\nurl = "{sqlite_url}"\n[storage]\npath = "{tmp_path / "archive"}"\n'
-        f'[mailbox]\nkind = "directory"\npath = "{tmp_path / "mail"}"\n'
-        f'[smtp]\nkind = "file"\npath = "{tmp_path / "out"}"\n',
-        encoding="utf-8",
+    return local_config(
+        workdir, database_url, mailbox={"kind": "directory", "path": str(drop.path)}
     )
-    return [sys.executable, "-m", "service", "--config", str(config)]
 
 
-def test_the_xlsx_export_is_one_workbook_staff_can_filter_and_read(
-    intake: list[str], tmp_path: Path
-):
+def test_the_xlsx_export_is_one_workbook_staff_can_filter_and_read(config: Path, tmp_path: Path):
     target = tmp_path / "register.xlsx"
-    subprocess.run(
-        [*intake, "export", "--format", "xlsx", "-o", str(target)], check=True, capture_output=True
-    )
+    run_intake(config, "export", "--format", "xlsx", "-o", str(target), check=True)
 
     workbook = load_workbook(target)
     assert workbook.sheetnames[:5] == ["推荐单位", "案例", "在线申报", "待处理", "邮件"]
@@ -70,11 +62,8 @@ def test_the_xlsx_export_is_one_workbook_staff_can_filter_and_read(
     assert title_width >= len("中国联合网络通信有限公司河北省分公司") * 2 - 4
 
 
-def test_status_piped_is_plain_text_with_the_counts_and_what_needs_a_person(intake: list[str]):
-    environment = {key: value for key, value in os.environ.items() if key != "FORCE_COLOR"}
-    done = subprocess.run(
-        [*intake, "status"], capture_output=True, text=True, check=True, env=environment
-    )
+def test_status_piped_is_plain_text_with_the_counts_and_what_needs_a_person(config: Path):
+    done = run_intake(config, "status", check=True)  # FORCE_COLOR is never passed on
 
     assert "\x1b[" not in done.stdout
     text = done.stdout
@@ -84,10 +73,9 @@ def test_status_piped_is_plain_text_with_the_counts_and_what_needs_a_person(inta
     assert JIANGXI[:4] in text
 
 
-def test_status_on_a_terminal_is_rich(intake: list[str]):
-    environment = {**os.environ, "FORCE_COLOR": "1", "TERM": "xterm-256color"}
-    done = subprocess.run(
-        [*intake, "status"], capture_output=True, text=True, check=True, env=environment
+def test_status_on_a_terminal_is_rich(config: Path):
+    done = run_intake(
+        config, "status", env={"FORCE_COLOR": "1", "TERM": "xterm-256color"}, check=True
     )
 
     assert "\x1b[" in done.stdout

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from config.settings import SAMPLES
-from notifications.transport import SmtpTransport
 from service.bootstrap import App
 from service.imports import import_submissions
-from service.ingest import poll
 from service.outbox import deliver
 from service.results import import_results
-from tests.support.apps import make_app
+from tests.support.apps import SAMPLE_EXPORT, make_app, run_samples
+from tests.support.intake_process import local_config, run_intake
 from tests.support.mailmaker import Online, at, export_csv
 from tests.support.smtp_sink import SmtpSink
 
@@ -38,12 +34,9 @@ def decisions(path: Path, rows: list[tuple[str, str, str]]) -> Path:
 
 
 def sample_app(db_url: str, tmp_path: Path, sink: SmtpSink, **sections) -> App:
-    transport = SmtpTransport(
-        sink.host, sink.port, security="plain", username=None, password=None, timeout=10.0
-    )
+    transport = sink.transport()
     app = make_app(db_url, tmp_path, transport=transport, **sections)
-    import_submissions(app, SAMPLES / "submissions.xlsx")
-    poll(app)
+    run_samples(app)
     deliver(app)
     sink.clear()
     return app
@@ -147,9 +140,7 @@ def test_a_decision_changed_back_sends_a_second_correction(db_url, tmp_path, smt
 
 
 def test_a_line_break_and_bcc_in_a_case_title_never_reach_the_headers(db_url, tmp_path, smtp_sink):
-    transport = SmtpTransport(
-        smtp_sink.host, smtp_sink.port, security="plain", username=None, password=None, timeout=10
-    )
+    transport = smtp_sink.transport()
     app = make_app(db_url, tmp_path, transport=transport, clock=lambda: at(21))
     export = tmp_path / "export.csv"
     export.write_bytes(
@@ -176,23 +167,14 @@ def test_a_line_break_and_bcc_in_a_case_title_never_reach_the_headers(db_url, tm
 
 
 def test_intake_results_import_on_the_command_line_queues_the_mail(tmp_path):
+    config = local_config(tmp_path, f"sqlite:///{tmp_path / 'intake.db'}")
     outbox = tmp_path / "out"
-    config = tmp_path / "intake.toml"
-    config.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "x.db"}"\n[storage]\npath = "{tmp_path / "a"}"\n'
-        f'[smtp]\nkind = "file"\npath = "{outbox}"\n',
-        encoding="utf-8",
-    )
-    intake = [sys.executable, "-m", "service", "--config", str(config)]
 
     def run(*arguments: str) -> str:
-        done = subprocess.run(
-            [*intake, *arguments], cwd=ROOT, check=True, capture_output=True, text=True
-        )
-        return done.stdout
+        return run_intake(config, *arguments, check=True).stdout
 
     run("db", "upgrade")
-    run("submissions", "import", str(SAMPLES / "submissions.xlsx"))
+    run("submissions", "import", str(SAMPLE_EXPORT))
     path = decisions(tmp_path / "r.csv", [("KJCX2025-0002", "入选", "")])
     first = run("results", "import", str(path))
     second = run("results", "import", str(path))

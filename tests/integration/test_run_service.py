@@ -6,248 +6,61 @@ across a restart, polls on IMAP IDLE, and stops with exit 0 on SIGTERM or SIGINT
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from config.settings import SAMPLES
 from notifications.transport import RecordingTransport
-from service.db import create_db_engine
 from service.health import ServiceCounters
 from service.scheduler import Service, build_scheduler, import_watch_folder, run_service
-from tests.support.apps import TRUTH, append_samples, make_app
+from tests.support.apps import EXPECTED_RECEIPTS, append_samples, make_app
+from tests.support.intake_process import (
+    STOP_TIMEOUT,
+    counted_rows,
+    http_get,
+    in_reply_to,
+    metric_value,
+    run_intake,
+    service_config,
+    sink_summary,
+    unit_receipts_at,
+    wait_until,
+    write_config,
+)
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-STOP_TIMEOUT = 30.0
-EXPECTED_RECEIPTS = {
-    message["message_id"]: message["sender"]
-    for message in TRUTH["messages"]
-    if message["unit_receipt"] is True
-}
-"""In-Reply-To of each unit receipt the samples must produce -> the address it goes to."""
 
-
-# -- helpers shared with test_health.py and test_two_instances.py -------------------------
-
-
-def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
-    """A TOML settings file from plain sections (strings, numbers, booleans, lists)."""
-    lines: list[str] = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        lines.extend(
-            f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items()
-        )
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-def service_config(
-    workdir: Path,
-    *,
-    database_url: str,
-    dovecot: Any,
-    username: str,
-    password: str,
-    smtp_sink: Any,
-    archive: Path | None = None,
-    **extra: dict[str, Any],
-) -> Path:
-    """Settings for `intake run` against the Dovecot fixture (plain, loopback) and the sink."""
-    sections: dict[str, dict[str, Any]] = {
-        "database": {"url": database_url},
-        "storage": {"path": str(archive or workdir / "archive")},
-        "mailbox": {
-            "kind": "imap",
-            "host": dovecot.host,
-            "port": dovecot.port,
-            "security": "plain",
-            "username": username,
-            "password": password,
-            "timeout": "10s",
-        },
-        "smtp": {
-            "kind": "smtp",
-            "host": smtp_sink.host,
-            "port": smtp_sink.port,
-            "security": "plain",
-            "timeout": "10s",
-        },
-        "schedule": {"poll_every": "1s", "deliver_every": "1s"},
-    }
-    for section, values in extra.items():
-        sections.setdefault(section, {}).update(values)
-    return write_config(workdir / "intake.toml", sections)
-
-
-def intake_command(config: Path, *arguments: str) -> list[str]:
-    """`intake --config FILE ARGUMENTS…` as this interpreter runs it."""
-    return [sys.executable, "-m", "service", "--config", str(config), *arguments]
-
-
-def child_environment() -> dict[str, str]:
-    """This environment without INTAKE_* overrides, with the repository importable."""
-    environment = {
-        name: value for name, value in os.environ.items() if not name.startswith("INTAKE_")
-    }
-    environment["PYTHONPATH"] = str(REPO)
-    return environment
-
-
-def run_intake(config: Path, *arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run one `intake` command to completion and return what it printed."""
-    return subprocess.run(
-        intake_command(config, *arguments),
-        cwd=cwd,
-        env=child_environment(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+def watching_config(
+    tmp_path: Path, dovecot: Any, smtp_sink: Any, database_url: str, *, account: tuple[str, str]
+) -> tuple[Path, int]:
+    """Settings for `intake run` with the sample export in its watch folder and the health
+    endpoint on a free port; (the settings file, that port). The schema is upgraded."""
+    username, password = account
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    shutil.copy(SAMPLES / "submissions.xlsx", watch / "submissions.xlsx")
+    health_port = free_port()
+    config = service_config(
+        tmp_path,
+        database_url=database_url,
+        dovecot=dovecot,
+        username=username,
+        password=password,
+        smtp_sink=smtp_sink,
+        schedule={"watch_folder": str(watch)},
+        health={"port": health_port},
     )
-
-
-def wait_until(
-    condition: Callable[[], bool],
-    *,
-    timeout: float,
-    what: str,
-    evidence: Callable[[], str] | None = None,
-) -> None:
-    """Check `condition` every 0.2 s; fail naming `what`, showing `evidence`, if it never holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    shown = f"\n{evidence()}" if evidence else ""
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{shown}")
-
-
-class RunningService:
-    """One `intake run` child process; stderr goes to a file the test can read."""
-
-    def __init__(self, config: Path, *, cwd: Path, name: str = "intake") -> None:
-        self.log_path = cwd / f"{name}.stderr.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            intake_command(config, "run"),
-            cwd=cwd,
-            env=child_environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-        )
-
-    def log(self) -> str:
-        """Everything the service wrote to stderr so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        """Send `sig` and return the exit status once the process has ended."""
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            pytest.fail(f"intake run did not stop within {STOP_TIMEOUT:.0f} s of {sig.name}")
-
-    def close(self) -> None:
-        """Kill the process if a test left it running; close the log."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
-
-@contextmanager
-def service_starter() -> Iterator[Callable[..., RunningService]]:
-    """Start `intake run` processes; any still running at the end are killed."""
-    started: list[RunningService] = []
-
-    def start(config: Path, *, cwd: Path, name: str = "intake") -> RunningService:
-        service = RunningService(config, cwd=cwd, name=name)
-        started.append(service)
-        return service
-
-    try:
-        yield start
-    finally:
-        for service in started:
-            service.close()
-
-
-@pytest.fixture
-def start_service() -> Iterator[Callable[..., RunningService]]:
-    """Start `intake run` processes; any still running at the end are killed."""
-    with service_starter() as start:
-        yield start
-
-
-def unit_receipts_at(sink: Any) -> Counter[str]:
-    """How many mails the sink holds in reply to each inbound Message-ID."""
-    return Counter(in_reply_to(item) for item in sink.received if item.message["In-Reply-To"])
-
-
-def in_reply_to(item: Any) -> str:
-    """The In-Reply-To id of a received mail (a long one arrives folded onto its own line)."""
-    return str(item.message["In-Reply-To"] or "").strip()
-
-
-def sink_summary(sink: Any) -> str:
-    """Who got what at the sink, for failure messages."""
-    return "\n".join(
-        f"{item.rcpt_tos} {item.message['Subject']} in reply to {item.message['In-Reply-To']}"
-        for item in sink.received
-    )
-
-
-def http_get(url: str) -> tuple[int, str, str]:
-    """(status, content type, body) of a GET, 4xx/5xx included."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return answer.status, answer.headers["Content-Type"], answer.read().decode("utf-8")
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read().decode("utf-8")
-
-
-def metric_value(metrics: str, name: str) -> float | None:
-    """The value of an unlabelled sample in Prometheus text, if present."""
-    for line in metrics.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    return None
-
-
-def counted_rows(database_url: str, table: str) -> int:
-    """Rows in `table`, read with a separate engine."""
-    engine = create_db_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(sa.text(f"select count(*) from {table}")).scalar_one())
-    finally:
-        engine.dispose()
+    assert run_intake(config, "db", "upgrade", cwd=tmp_path).returncode == 0
+    return config, health_port
 
 
 # -- the service as a process -------------------------------------------------------------
@@ -257,21 +70,9 @@ def test_intake_run_answers_the_sample_mail_and_stops_with_0_on_sigterm(
     tmp_path, dovecot, smtp_sink, postgres_url, start_service
 ):
     username, password = dovecot.user("run")
-    watch = tmp_path / "watch"
-    watch.mkdir()
-    shutil.copy(SAMPLES / "submissions.xlsx", watch / "submissions.xlsx")
-    health_port = free_port()
-    config = service_config(
-        tmp_path,
-        database_url=postgres_url,
-        dovecot=dovecot,
-        username=username,
-        password=password,
-        smtp_sink=smtp_sink,
-        schedule={"watch_folder": str(watch)},
-        health={"port": health_port},
+    config, health_port = watching_config(
+        tmp_path, dovecot, smtp_sink, postgres_url, account=(username, password)
     )
-    assert run_intake(config, "db", "upgrade", cwd=tmp_path).returncode == 0
     service = start_service(config, cwd=tmp_path)
     wait_until(lambda: "event=service_starting" in service.log(), timeout=30, what="start")
     appended = time.monotonic()
@@ -306,21 +107,9 @@ def test_a_restarted_service_imports_nothing_twice_and_sends_nothing_twice(
     tmp_path, dovecot, smtp_sink, postgres_url, start_service
 ):
     username, password = dovecot.user("restart")
-    watch = tmp_path / "watch"
-    watch.mkdir()
-    shutil.copy(SAMPLES / "submissions.xlsx", watch / "submissions.xlsx")
-    health_port = free_port()
-    config = service_config(
-        tmp_path,
-        database_url=postgres_url,
-        dovecot=dovecot,
-        username=username,
-        password=password,
-        smtp_sink=smtp_sink,
-        schedule={"watch_folder": str(watch)},
-        health={"port": health_port},
+    config, health_port = watching_config(
+        tmp_path, dovecot, smtp_sink, postgres_url, account=(username, password)
     )
-    assert run_intake(config, "db", "upgrade", cwd=tmp_path).returncode == 0
     append_samples(dovecot, username)
     first = start_service(config, cwd=tmp_path, name="first")
     wait_until(

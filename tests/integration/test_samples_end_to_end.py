@@ -4,21 +4,25 @@ end exactly as truth.json says, in the terms of `intake export --format json`.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from config.settings import SAMPLES
-from notifications.transport import SmtpTransport
-from service.imports import import_submissions
 from service.ingest import poll
 from service.outbox import deliver
 from service.processing import rebuild_all
-from tests.support.apps import TRUTH, append_samples, imap_mailbox, make_app, register_of
+from tests.support.apps import (
+    SAMPLE_EXPORT,
+    TRUTH,
+    append_samples,
+    imap_mailbox,
+    make_app,
+    register_of,
+    run_samples,
+)
+from tests.support.intake_process import local_config, run_intake
 
 pytestmark = pytest.mark.integration
 
@@ -103,14 +107,14 @@ def assert_register_matches_truth(register: dict[str, Any]) -> None:
 def test_samples_through_dovecot_and_smtp_end_as_truth_says(db_url, tmp_path, dovecot, smtp_sink):
     username, password = dovecot.user("cases")
     append_samples(dovecot, username)
-    transport = SmtpTransport(
-        smtp_sink.host, smtp_sink.port, security="plain", username=None, password=None, timeout=10.0
-    )
+    transport = smtp_sink.transport()
     app = make_app(
-        db_url, tmp_path, mailbox=imap_mailbox(dovecot, username, password), transport=transport
+        db_url,
+        tmp_path,
+        open_mailbox=imap_mailbox(dovecot, username, password),
+        transport=transport,
     )
-    import_submissions(app, SAMPLES / "submissions.xlsx")
-    report = poll(app)
+    report = run_samples(app)
     assert report.ok and report.archived == 4
     delivered = deliver(app)
     register = register_of(app)
@@ -122,8 +126,7 @@ def test_samples_through_dovecot_and_smtp_end_as_truth_says(db_url, tmp_path, do
 
 def test_a_second_poll_and_a_reprocess_change_nothing_and_send_nothing_more(db_url, tmp_path):
     app = make_app(db_url, tmp_path)
-    import_submissions(app, SAMPLES / "submissions.xlsx")
-    poll(app)
+    run_samples(app)
     before = register_of(app)
     assert poll(app).archived == 0
     rebuild_all(app)
@@ -137,21 +140,9 @@ def test_a_second_poll_and_a_reprocess_change_nothing_and_send_nothing_more(db_u
 
 
 def test_intake_export_prints_the_register_as_json(tmp_path: Path):
-    config = tmp_path / "intake.toml"
-    config.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "x.db"}"\n[storage]\npath = "{tmp_path / "a"}"\n'
-        f'[smtp]\nkind = "file"\npath = "{tmp_path / "out"}"\n',
-        encoding="utf-8",
-    )
-    intake = [sys.executable, "-m", "service", "--config", str(config)]
-    subprocess.run([*intake, "db", "upgrade"], check=True, capture_output=True)
-    subprocess.run(
-        [*intake, "submissions", "import", str(SAMPLES / "submissions.xlsx")],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run([*intake, "poll", "--once"], check=True, capture_output=True)
-    exported = subprocess.run(
-        [*intake, "export", "--format", "json"], check=True, capture_output=True
-    )
+    config = local_config(tmp_path, f"sqlite:///{tmp_path / 'intake.db'}")
+    run_intake(config, "db", "upgrade", check=True)
+    run_intake(config, "submissions", "import", str(SAMPLE_EXPORT), check=True)
+    run_intake(config, "poll", "--once", check=True)
+    exported = run_intake(config, "export", "--format", "json", check=True)
     assert_register_matches_truth(json.loads(exported.stdout))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.bootstrap import App
-from tests.support.apps import make_app, register_of
+from tests.support.apps import register_of
 from tests.support.mailmaker import (
     HEBEI,
     Case,
@@ -30,18 +30,6 @@ SMART_SERVICE = Online(
 )
 SMART_FACTORY = Online("A002", "5G+智慧工厂(一期)", "河北钢铁集团有限公司", recommender=HEBEI)
 SCHOOL = Online("V001", "校园安全AI巡检", "杭州智巡科技有限公司", route="自愿申报")
-
-
-@pytest.fixture
-def drop(tmp_path: Path) -> MailDrop:
-    return MailDrop(tmp_path / "mail")
-
-
-@pytest.fixture
-def app(db_url: str, tmp_path: Path, drop: MailDrop) -> Any:
-    application = make_app(db_url, tmp_path, mailbox=drop.mailbox)
-    yield application
-    application.engine.dispose()
 
 
 def submissions(app: App) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -12,28 +11,18 @@ import pytest
 import sqlalchemy as sa
 
 from service.db import create_db_engine
-from tests.integration.test_run_service import (
-    EXPECTED_RECEIPTS,
-    RunningService,
+from tests.support.apps import EXPECTED_RECEIPTS, append_samples
+from tests.support.intake_process import (
     in_reply_to,
     run_intake,
     service_config,
-    service_starter,
     sink_summary,
     wait_until,
 )
-from tests.support.apps import append_samples
 
 pytestmark = pytest.mark.integration
 
 EXTRA_MESSAGES = 24
-
-
-@pytest.fixture
-def start_service() -> Iterator[Callable[..., RunningService]]:
-    """Start `intake run` processes; any still running at the end are killed."""
-    with service_starter() as start:
-        yield start
 
 
 def plain_enquiry(number: int) -> tuple[str, bytes]:

@@ -15,23 +15,45 @@ from notifications.transport import RecordingTransport, Transport
 from service.archive import Archive
 from service.bootstrap import App, CampaignTimeRenderer
 from service.db import create_db_engine, upgrade_schema
+from service.imports import import_submissions
+from service.ingest import PollReport, poll
 from service.mailbox import DirectoryMailbox, ImapMailbox, Mailbox
 from service.register import build_register
 
+SAMPLE_EXPORT = SAMPLES / "submissions.xlsx"
+"""The online system's export that goes with the sample mailbox."""
 SAMPLE_INDEX = json.loads((SAMPLES / "mailbox" / "index.json").read_text(encoding="utf-8"))
 TRUTH = json.loads((SAMPLES / "truth.json").read_text(encoding="utf-8"))
+EXPECTED_RECEIPTS = {
+    message["message_id"]: message["sender"]
+    for message in TRUTH["messages"]
+    if message["unit_receipt"] is True
+}
+"""In-Reply-To of each unit receipt the samples must produce -> the address it goes to."""
+
+
+class MovableClock:
+    """An App's clock that the test moves by hand (`clock.now += timedelta(...)`)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def make_app(
     db_url: str,
     workdir: Path,
     *,
-    mailbox: Callable[[], Mailbox] | None = None,
+    open_mailbox: Callable[[], Mailbox] | None = None,
     transport: Transport | None = None,
     clock: Callable[[], datetime] | None = None,
     **sections: dict[str, Any],
 ) -> App:
-    """An App on `db_url` with its archive under `workdir`; settings sections may be overridden."""
+    """An App on `db_url` with its archive under `workdir`, opening mail with `open_mailbox`
+    (default: the sample mailbox); keyword sections (`mailbox={...}`, `schedule={...}`) override
+    those settings."""
     settings = Settings(
         database={"url": db_url},
         storage={"path": workdir / "archive"},
@@ -43,7 +65,7 @@ def make_app(
         settings=settings,
         engine=engine,
         archive=Archive(workdir / "archive"),
-        open_mailbox=mailbox or (lambda: DirectoryMailbox(SAMPLES / "mailbox")),
+        open_mailbox=open_mailbox or (lambda: DirectoryMailbox(SAMPLES / "mailbox")),
         transport=transport or RecordingTransport(),
         renderer=CampaignTimeRenderer(None, settings.campaign.zone),
         clock=clock or (lambda: datetime(2025, 7, 20, 9, 0, tzinfo=UTC)),
@@ -76,3 +98,10 @@ def register_of(app: App) -> dict[str, Any]:
     """The register exactly as `intake export --format json` prints it."""
     with Session(app.engine) as session:
         return json.loads(json.dumps(build_register(session, app.settings), ensure_ascii=False))
+
+
+def run_samples(app: App) -> PollReport:
+    """Import the sample export, then poll once (the sample mailbox unless `app` reads another
+    one); the poll's report. Nothing is delivered."""
+    import_submissions(app, SAMPLE_EXPORT)
+    return poll(app)

@@ -22,12 +22,11 @@ def main(argv: list[str]) -> int:
     app = make_app(
         db_url,
         Path(workdir),
-        mailbox=lambda: ImapMailbox(
+        open_mailbox=lambda: ImapMailbox(
             host, int(port), username=username, password=password, security="plain", timeout=10.0
         ),
+        mailbox={"batch_size": int(batch_size)},
     )
-    changed = app.settings.mailbox.model_copy(update={"batch_size": int(batch_size)})
-    app.settings = app.settings.model_copy(update={"mailbox": changed})
     report = poll(app, progress=lambda done, total: print(f"progress {done} {total}", flush=True))
     print(json.dumps(dataclasses.asdict(report)), flush=True)
     app.engine.dispose()

@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email import policy
@@ -31,6 +32,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from notifications.transport import SmtpTransport
 from tests.support.services import free_port, missing_service
 
 SinkSecurity = Literal["plain", "starttls", "ssl"]
@@ -177,6 +179,16 @@ class SmtpSink:
     def client_tls_context(self) -> ssl.SSLContext | None:
         """A client context that trusts the sink's certificate (None for a plain sink)."""
         return None if self.certificate is None else self.certificate.client_context()
+
+    def transport(self) -> SmtpTransport:
+        """The production SMTP transport pointed at this (plain, login-free) sink."""
+        return SmtpTransport(
+            self.host, self.port, security="plain", username=None, password=None, timeout=10.0
+        )
+
+    def arrivals(self) -> Counter[str]:
+        """How many times each outgoing Message-ID reached this sink."""
+        return Counter(str(item.message["Message-ID"]).strip() for item in self.received)
 
     def script(self, replies: Sequence[str]) -> None:
         """Answer the next DATA commands with `replies`, in order, then "250 OK" again."""
