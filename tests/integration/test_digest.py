@@ -199,10 +199,11 @@ def test_days_left_is_counted_in_calendar_days_of_the_campaign(sqlite_url, tmp_p
     app.engine.dispose()
 
 
-def test_intake_digest_print_shows_the_digest_without_queuing_it(tmp_path):
-    config = local_config(tmp_path, f"sqlite:///{tmp_path / 'intake.db'}")
-    run_intake(config, "db", "upgrade", check=True)
-    run_intake(config, "poll", "--once", check=True)
+def test_intake_digest_print_shows_the_digest_without_queuing_it(sqlite_url, tmp_path):
+    app = make_app(sqlite_url, tmp_path)  # the sample mailbox, polled in this process
+    assert poll(app).ok
+    app.engine.dispose()
+    config = local_config(tmp_path, sqlite_url)
 
     printed = run_intake(config, "digest", "--print", check=True)
     exported = run_intake(config, "export", "--format", "json", check=True)

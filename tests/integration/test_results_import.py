@@ -166,15 +166,16 @@ def test_a_line_break_and_bcc_in_a_case_title_never_reach_the_headers(db_url, tm
     app.engine.dispose()
 
 
-def test_intake_results_import_on_the_command_line_queues_the_mail(tmp_path):
-    config = local_config(tmp_path, f"sqlite:///{tmp_path / 'intake.db'}")
+def test_intake_results_import_on_the_command_line_queues_the_mail(sqlite_url, tmp_path):
+    app = make_app(sqlite_url, tmp_path)  # the sample export, imported in this process
+    import_submissions(app, SAMPLE_EXPORT)
+    app.engine.dispose()
+    config = local_config(tmp_path, sqlite_url)
     outbox = tmp_path / "out"
 
     def run(*arguments: str) -> str:
         return run_intake(config, *arguments, check=True).stdout
 
-    run("db", "upgrade")
-    run("submissions", "import", str(SAMPLE_EXPORT))
     path = decisions(tmp_path / "r.csv", [("KJCX2025-0002", "入选", "")])
     first = run("results", "import", str(path))
     second = run("results", "import", str(path))

@@ -14,7 +14,6 @@ from service.ingest import poll
 from service.outbox import deliver
 from service.processing import rebuild_all
 from tests.support.apps import (
-    SAMPLE_EXPORT,
     TRUTH,
     append_samples,
     imap_mailbox,
@@ -139,10 +138,12 @@ def test_a_second_poll_and_a_reprocess_change_nothing_and_send_nothing_more(db_u
     app.engine.dispose()
 
 
-def test_intake_export_prints_the_register_as_json(tmp_path: Path):
-    config = local_config(tmp_path, f"sqlite:///{tmp_path / 'intake.db'}")
-    run_intake(config, "db", "upgrade", check=True)
-    run_intake(config, "submissions", "import", str(SAMPLE_EXPORT), check=True)
-    run_intake(config, "poll", "--once", check=True)
-    exported = run_intake(config, "export", "--format", "json", check=True)
+def test_intake_export_prints_the_register_as_json(sqlite_url: str, tmp_path: Path):
+    app = make_app(sqlite_url, tmp_path)  # the samples run in this process; the export is printed
+    run_samples(app)
+    app.engine.dispose()
+
+    exported = run_intake(
+        local_config(tmp_path, sqlite_url), "export", "--format", "json", check=True
+    )
     assert_register_matches_truth(json.loads(exported.stdout))
