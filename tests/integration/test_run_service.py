@@ -173,16 +173,14 @@ def test_with_idle_new_mail_is_read_long_before_the_next_scheduled_poll(
 
     appended = time.monotonic()
     append_samples(dovecot, username)
-    wait_until(
+    wait_until(  # this is the check: the scheduled poll would come only after 10 minutes
         lambda: set(EXPECTED_RECEIPTS) <= set(unit_receipts_at(smtp_sink)),
         timeout=60,
         what="receipts triggered by IDLE",
         evidence=lambda: service.log()[-4000:],
     )
-    answered_within = time.monotonic() - appended
-    print(f"receipts at the sink {answered_within:.1f} s after the APPEND (IDLE)")
+    print(f"receipts at the sink {time.monotonic() - appended:.1f} s after the APPEND (IDLE)")
     assert service.stop() == 0
-    assert answered_within < 60  # the scheduled poll would come after 10 minutes
 
 
 def test_on_sqlite_intake_run_warns_it_must_be_the_only_process_and_sigint_stops_it(
