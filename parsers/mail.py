@@ -17,11 +17,13 @@ import base64
 import binascii
 import email
 import email.message
+import email.parser
 import email.policy
 import email.utils
 import hashlib
 import quopri
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -90,6 +92,7 @@ NOT_ATTACHMENT_TYPES = frozenset(
     }
 )
 FORWARDED_TYPES = frozenset({"message/rfc822", "message/global"})
+DELIVERY_STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 EXTENSION_BY_TYPE = {
     "text/plain": ".txt",
     "text/html": ".html",
@@ -122,16 +125,23 @@ def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
     """
     raw = _reject_hopeless(raw)
     limits = limits or Limits()
-    message = _parse_mime(raw)
+    aside = SetAside.cut(raw)
+    message = _parse_mime(aside.parsed)
     if not message.keys():
         start = _MIME_HEADER_START.search(raw, 0, _HEADER_SEARCH_BYTES)
         if start is not None and start.start() > 0:
-            message = _parse_mime(raw[start.start() :])
+            aside = SetAside.cut(raw[start.start() :])
+            message = _parse_mime(aside.parsed)
     if not message.keys():
         raise ParseError("no mail header found: this is not an RFC 822 message")
-    reader = _MessageReader(limits)
     try:
-        return reader.read(message)
+        try:
+            return _MessageReader(limits, aside).read(message)
+        except _MisplacedPlaceholderError:
+            whole = aside.raw
+            return _MessageReader(limits, SetAside(raw=whole, parsed=whole)).read(
+                _parse_mime(whole)
+            )
     except RecursionError as exc:
         raise ParseError("the message is nested too deeply to be read") from exc
 
@@ -164,6 +174,126 @@ def _reject_hopeless(raw: bytes) -> bytes:
     return raw
 
 
+SET_ASIDE_MIN_BYTES = 64 * 1024
+"""Base64 bodies at least this long skip the stdlib parser (see `SetAside`)."""
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\r\n]+")
+
+
+@dataclass
+class SetAside:
+    """Large base64 bodies cut out of the bytes the stdlib parser reads, decoded from `raw`.
+
+    The stdlib parser turns a body into one text line per 76 bytes and then joins, encodes
+    and splits it again to decode it: ~8 copies of a 40 MB attachment and most of the parse
+    time. A base64 body under a part header that declares it is replaced by one placeholder
+    line; its part is then decoded straight from `raw`. A placeholder found anywhere else (the
+    parser saw the structure otherwise) makes the message be parsed again whole, so the result
+    never differs from parsing `raw` whole.
+    """
+
+    raw: bytes
+    parsed: bytes
+    regions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    token: str = ""
+
+    @classmethod
+    def cut(cls, raw: bytes) -> SetAside:
+        """Set aside every long base64 body of `raw` (nothing for a small message)."""
+        aside = cls(raw=raw, parsed=raw, token=f"intake-set-aside-{secrets.token_hex(8)}-")
+        if len(raw) < SET_ASIDE_MIN_BYTES:
+            return aside
+        pieces: list[bytes] = []
+        kept_until = 0
+        search_from = 0
+        while (gap := _BLANK_LINE.search(raw, search_from)) is not None:
+            start = gap.end()
+            run = _BASE64_TEXT.match(raw, start)
+            search_from = run.end() if run is not None else start
+            if run is None or run.end() - start < SET_ASIDE_MIN_BYTES:
+                continue
+            end = run.end()
+            while end > start and raw[end - 1] in b"\r\n":
+                end -= 1
+            ends_body = run.end() == len(raw) or raw.startswith(b"--", run.end())
+            if not ends_body or not _declares_base64_leaf(raw, gap.start()):
+                continue
+            name = f"{aside.token}{len(aside.regions)}"
+            aside.regions[name] = (start, end)
+            pieces += [raw[kept_until:start], name.encode("ascii")]
+            kept_until = end
+        if aside.regions:
+            pieces.append(raw[kept_until:])
+            aside.parsed = b"".join(pieces)
+        return aside
+
+    def payload_bytes(self, part: email.message.Message) -> bytes | None:
+        """The decoded content of a part whose body was set aside; None for any other part.
+
+        Raises `_MisplacedPlaceholderError` when a placeholder is not a whole base64 body: the
+        message is then parsed again without setting anything aside.
+        """
+        payload = part.get_payload()
+        if not self.regions or not isinstance(payload, str) or self.token not in payload:
+            return None
+        region = self.regions.get(payload.strip())
+        # the same test as the stdlib's get_payload(decode=True)
+        encoding = str(part.get("content-transfer-encoding", "")).lower()
+        if region is None or encoding != "base64":
+            raise _MisplacedPlaceholderError
+        decoded = _decode_clean_base64(self.raw, *region)
+        if decoded is None:
+            raise _MisplacedPlaceholderError
+        return decoded
+
+    def check(self, text: str | bytes) -> None:
+        """Raise `_MisplacedPlaceholderError` when `text` holds a placeholder."""
+        if not self.regions:
+            return
+        found = self.token in text if isinstance(text, str) else self.token.encode() in text
+        if found:
+            raise _MisplacedPlaceholderError
+
+
+class _MisplacedPlaceholderError(Exception):
+    """A set-aside body ended up where the stdlib parser did not see a base64 leaf body."""
+
+
+def _declares_base64_leaf(raw: bytes, header_end: int) -> bool:
+    """Whether the header block ending at `header_end` declares a base64, non-container part."""
+    window_start = max(0, header_end - _HEADER_SEARCH_BYTES * 4)
+    boundary = raw.rfind(b"\n--", window_start, header_end)
+    if boundary >= 0:
+        block_start = raw.find(b"\n", boundary + 1, header_end) + 1
+        if block_start <= 0:
+            return False
+    elif window_start == 0:
+        block_start = 0
+    else:
+        return False
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+        raw[block_start : header_end + 1], headersonly=True
+    )
+    encoding = str(headers.get("content-transfer-encoding", "")).lower()
+    return encoding == "base64" and headers.get_content_maintype() not in {"multipart", "message"}
+
+
+def _decode_clean_base64(raw: bytes, start: int, end: int) -> bytes | None:
+    """`raw[start:end]` decoded when it is well-formed base64 (whole quads, padding only at the
+    end), which is when it decodes as the stdlib decodes it; None otherwise."""
+    line_breaks = raw.count(b"\n", start, end) + raw.count(b"\r", start, end)
+    padding = raw.find(b"=", start, end)
+    if (end - start - line_breaks) % 4 or (padding >= 0 and padding < end - 2):
+        return None
+    if padding >= 0 and raw[padding:end] not in {b"=", b"=="}:
+        return None
+    try:
+        with memoryview(raw) as view:
+            return binascii.a2b_base64(view[start:end])
+    except binascii.Error:
+        return None
+
+
 def _parse_mime(raw: bytes) -> email.message.Message:
     """Run the stdlib parser, turning its rare failures into `ParseError`."""
     try:
@@ -186,8 +316,9 @@ class _Collected:
 class _MessageReader:
     """Walks one message within `limits`, collecting bodies, attachments and problems."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, aside: SetAside) -> None:
         self.limits = limits
+        self.aside = aside
         self.budget = InflationBudget(limits.max_inflated_bytes)
         self.parts_seen = 0
         self.reported: set[str] = set()
@@ -350,10 +481,12 @@ class _MessageReader:
             return
         content_type = part.get_content_type()
         payload = part.get_payload()
+        if isinstance(payload, str) and content_type in FORWARDED_TYPES | DELIVERY_STATUS_TYPES:
+            self.aside.check(payload)
         if content_type in FORWARDED_TYPES:
             self._forwarded(part, payload, depth=depth)
             return
-        if content_type in {"message/delivery-status", "message/global-delivery-status"}:
+        if content_type in DELIVERY_STATUS_TYPES:
             self.found.delivery_status.extend(_delivery_status_blocks(part, payload))
             return
         if part.is_multipart() and isinstance(payload, list):
@@ -376,6 +509,7 @@ class _MessageReader:
                 )
             else:
                 encoded = str(payload or "").encode("ascii", "replace")
+            self.aside.check(encoded)
             decoded = _decode_transfer(encoded, encoding)
             if decoded.strip():
                 inner = email.message_from_bytes(decoded, policy=email.policy.compat32)
@@ -384,7 +518,8 @@ class _MessageReader:
         ):
             inner = payload[0]
         else:
-            data = part.get_payload(decode=True)
+            set_aside = self.aside.payload_bytes(part)
+            data = part.get_payload(decode=True) if set_aside is None else set_aside
             if isinstance(data, bytes) and data.strip():
                 inner = email.message_from_bytes(data, policy=email.policy.compat32)
         if inner is None:
@@ -408,7 +543,7 @@ class _MessageReader:
         filename = self._filename(part)
         disposition = part.get_content_disposition()
         is_body = content_type in BODY_TYPES and not filename and disposition != "attachment"
-        data = _payload_bytes(part)
+        data = self._payload_bytes(part)
         if is_body:
             if top_level:
                 text = self._decode_body(data, part, content_type)
@@ -456,6 +591,11 @@ class _MessageReader:
                 container=container,
             )
         )
+
+    def _payload_bytes(self, part: email.message.Message) -> bytes:
+        """A leaf part's decoded content, from `raw` when its body was set aside."""
+        data = self.aside.payload_bytes(part)
+        return _payload_bytes(part) if data is None else data
 
     def _filename(self, part: email.message.Message) -> str:
         """The decoded file name of a part, from Content-Disposition or Content-Type."""
