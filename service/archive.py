@@ -50,7 +50,7 @@ class Archive:
             return digest
         temporary = target.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{digest}")
         try:
-            _write_new(temporary, data, sync=durable)
+            _write_new(temporary, data, sync=durable, mode=0o600)  # as tempfile.mkstemp did
             try:
                 os.replace(temporary, target)
             except BaseException:
@@ -97,17 +97,18 @@ def _holds(target: Path, size: int) -> bool:
         return False
 
 
-def _write_new(path: Path, data: bytes, *, sync: bool) -> None:
+def _write_new(path: Path, data: bytes, *, sync: bool, mode: int = 0o666) -> None:
     """Write `data` to a new file at `path`, creating its directories only when missing.
 
-    A leftover temporary file of a crashed run with the same name is replaced.
+    A leftover temporary file of a crashed run with the same name is replaced; `mode` is
+    masked by the umask, as `open` does.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
     try:
-        descriptor = os.open(path, flags, 0o644)
+        descriptor = os.open(path, flags, mode)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, flags, 0o644)
+        descriptor = os.open(path, flags, mode)
     try:
         with memoryview(data) as view:
             written = 0
