@@ -217,10 +217,14 @@ class Outbox(SQLModel, table=True):
     """One mail to send, queued in the same transaction as what caused it."""
 
     __tablename__ = "outbox"
+    __table_args__ = (
+        sa.Index("ix_outbox_recipient_kind_created", "recipient", "kind", "created_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=500, unique=True)
     kind: str = Field(max_length=30, index=True)
     recipients: list[str] = Field(default_factory=list, sa_column=json_column())
+    recipient: str = Field(default="", max_length=320)  # the first of `recipients`, indexed
     cc: list[str] = Field(default_factory=list, sa_column=json_column())
     subject: str = Field(sa_column=text_column())
     text_body: str = Field(sa_column=text_column())

@@ -176,6 +176,7 @@ def _add_to_outbox(
         idempotency_key=key,
         kind=kind,
         recipients=recipients,
+        recipient=recipients[0] if recipients else "",
         cc=copies,
         subject=rendered.subject,
         text_body=rendered.text,
@@ -210,9 +211,9 @@ def _receipts_today(session: Session, address: str, now: datetime) -> tuple[int,
     sent_today = (
         select(sa.func.count(col(Outbox.id)))
         .where(
-            col(Outbox.created_at) >= now - timedelta(days=1),
+            col(Outbox.recipient) == address,
             Outbox.kind == "unit_receipt",
-            col(Outbox.idempotency_key).endswith(f":{address}", autoescape=True),
+            col(Outbox.created_at) >= now - timedelta(days=1),
         )
         .scalar_subquery()
     )

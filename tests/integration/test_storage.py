@@ -78,3 +78,33 @@ def test_archive_stores_by_hash_and_never_overwrites(tmp_path: Path):
     archive.path_for(digest).write_bytes(b"tampered!!!")
     with pytest.raises(StorageError, match="damaged"):
         archive.get(digest)
+
+
+def test_upgrading_a_database_with_mail_in_its_outbox_keeps_and_indexes_it(db_url):
+    from alembic import command
+
+    from service.db import alembic_config
+
+    engine = create_db_engine(db_url)
+    command.upgrade(alembic_config(engine), "0001")
+    now = datetime.now(UTC)
+    outbox = sa.Table("outbox", sa.MetaData(), autoload_with=engine)
+    with engine.begin() as connection:
+        connection.execute(
+            outbox.insert().values(
+                idempotency_key="k", kind="unit_receipt", recipients=["a@unit.example"], cc=[],
+                subject="s", text_body="t", html_body="h", references=[],
+                auto_submitted="auto-replied", attachments=[], mail_message_id="<m@x>",
+                status="sent", attempts=1, next_attempt_at=now.replace(tzinfo=None),
+                created_at=now.replace(tzinfo=None),
+            )
+        )  # fmt: skip
+    upgrade_schema(engine)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("select recipient from outbox")).scalar_one() == (
+            "a@unit.example"
+        )
+    assert "ix_outbox_recipient_kind_created" in {
+        index["name"] for index in sa.inspect(engine).get_indexes("outbox")
+    }
+    engine.dispose()
