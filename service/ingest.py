@@ -234,13 +234,7 @@ HEADER_SEARCH_LIMIT = 1 << 20
 
 
 def _header_block(raw: bytes) -> bytes:
-    """The header block, found without scanning a CRLF message's whole body for LF LF."""
-    crlf = raw.find(b"\r\n\r\n", 0, HEADER_SEARCH_LIMIT)
-    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else HEADER_SEARCH_LIMIT)
-    if lf >= 0:
-        return raw[: lf + 2]
-    if crlf >= 0:
-        return raw[: crlf + 4]
+    """The header block, looked for only in the first MiB (a body can be 50 MB)."""
     return read_header_block(raw[:HEADER_SEARCH_LIMIT])
 
 
