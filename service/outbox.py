@@ -107,52 +107,16 @@ def queue_mail(
     attachments: Sequence[MailAttachment] = (),
     status: str = "pending",
     reason: str | None = None,
+    known_new: bool = False,
+    recipients_checked: bool = False,
 ) -> Outbox | None:
     """Render and queue one mail under `key`; None when that key was already queued.
 
     A recipient that bounced before makes the row `suppressed`; a bounced copy address is
-    left out of Cc.
+    left out of Cc. `known_new` and `recipients_checked` skip lookups the caller just made.
     """
-    if _already_queued(session, key):
+    if not known_new and _already_queued(session, key):
         return None
-    return _add_to_outbox(
-        app,
-        session,
-        key=key,
-        context=context,
-        to=to,
-        cc=cc,
-        in_reply_to=in_reply_to,
-        references=references,
-        message_pk=message_pk,
-        submission_ref=submission_ref,
-        attachments=attachments,
-        status=status,
-        reason=reason,
-    )
-
-
-def _add_to_outbox(
-    app: App,
-    session: Session,
-    *,
-    key: str,
-    context: MailContext,
-    to: Sequence[str],
-    cc: Sequence[str] = (),
-    in_reply_to: str | None = None,
-    references: Sequence[str] = (),
-    message_pk: int | None = None,
-    submission_ref: str | None = None,
-    attachments: Sequence[MailAttachment] = (),
-    status: str = "pending",
-    reason: str | None = None,
-    recipients_checked: bool = False,
-) -> Outbox:
-    """Render and add one mail whose key is known to be new (`queue_mail` without the check).
-
-    `recipients_checked`: the caller already looked `to` up in the suppression list.
-    """
     rendered = app.renderer.render(context)
     kind = kind_of(context)
     recipients = [address.lower() for address in to if address]
@@ -256,7 +220,7 @@ def queue_unit_receipt(
     references = [*message.references]
     if message.message_id and message.message_id not in references:
         references.append(message.message_id)
-    return _add_to_outbox(
+    return queue_mail(
         app,
         session,
         key=key,
@@ -267,6 +231,7 @@ def queue_unit_receipt(
         message_pk=message.id,
         status=status,
         reason=reason,
+        known_new=True,
         recipients_checked=True,
     )
 
