@@ -7,6 +7,7 @@ withdrawn, never deleted. After every import, matching runs again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -48,6 +49,20 @@ class ImportReport:
     rejected: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     queued: int = 0
+
+    def as_run(self, kind: str, data: bytes, now: datetime) -> ImportRun:
+        """The import's row in `import_run` (what the watch folder and the digest read)."""
+        return ImportRun(
+            kind=kind,
+            filename=Path(self.filename).name,
+            sha256=sha256_hex(data),
+            added=len(self.added),
+            changed=len(self.changed),
+            unchanged=len(self.unchanged),
+            rejected=len(self.rejected),
+            withdrawn=len(self.withdrawn),
+            created_at=now,
+        )
 
 
 def import_submissions(app: App, path: Path, *, withdraw_missing: bool = True) -> ImportReport:
@@ -95,19 +110,7 @@ def import_submissions(app: App, path: Path, *, withdraw_missing: bool = True) -
         session.flush()
         if report.added or report.changed or report.withdrawn:
             reconcile(app, session)
-        session.add(
-            ImportRun(
-                kind="submissions",
-                filename=path.name,
-                sha256=sha256_hex(data),
-                added=len(report.added),
-                changed=len(report.changed),
-                unchanged=len(report.unchanged),
-                rejected=len(report.rejected),
-                withdrawn=len(report.withdrawn),
-                created_at=now,
-            )
-        )
+        session.add(report.as_run("submissions", data, now))
         session.commit()
     return report
 

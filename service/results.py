@@ -15,10 +15,9 @@ from sqlmodel import Session, col, select
 
 from notifications.contexts import RESULT_LABELS, Result, ResultNotice
 from parsers.results import read_results
-from service.archive import sha256_hex
 from service.bootstrap import App
 from service.imports import ImportReport, read_file
-from service.models import CaseRow, ImportRun, Outbox, Recommendation, Submission
+from service.models import CaseRow, Outbox, Recommendation, Submission
 from service.outbox import queue_mail
 
 
@@ -87,18 +86,7 @@ def import_results(app: App, path: Path, *, resend_changed: bool = False) -> Imp
                 is not None
             ):
                 report.queued += 1
-        session.add(
-            ImportRun(
-                kind="results",
-                filename=path.name,
-                sha256=sha256_hex(data),
-                added=len(report.added),
-                changed=len(report.changed),
-                unchanged=len(report.unchanged),
-                rejected=len(report.rejected),
-                created_at=now,
-            )
-        )
+        session.add(report.as_run("results", data, now))
         session.commit()
     return report
 
