@@ -21,6 +21,7 @@ from service.models import (
     CaseRow,
     Message,
     Outbox,
+    PollCursor,
     Recommendation,
     Submission,
     Suppression,
@@ -297,12 +298,37 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             {"address": row.address, "reason": row.reason}
             for row in sorted(session.exec(select(Suppression)).all(), key=lambda row: row.address)
         ],
+        "mailboxes": [
+            {
+                "account": cursor.account,
+                "folder": cursor.folder,
+                "last_poll_at": iso(cursor.last_poll_at, settings),
+                "last_success_at": iso(cursor.last_success_at, settings),
+                "failing_since": iso(cursor.failing_since, settings),
+                "last_error": cursor.last_error,
+            }
+            for cursor in sorted(
+                session.exec(select(PollCursor)).all(),
+                key=lambda cursor: (cursor.account, cursor.folder),
+            )
+        ],
     }
 
 
 def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
     """Everything in the register that needs a person: what, where, what to do."""
     items: list[dict[str, str]] = []
+    for mailbox in register.get("mailboxes", []):
+        if mailbox["last_error"]:
+            items.append(
+                {
+                    "category": "邮箱无法读取",
+                    "what": f"{mailbox['last_error']} (failing since {mailbox['failing_since']})",
+                    "where": f"{mailbox['account']}/{mailbox['folder']}",
+                    "action": "check the mailbox settings and the server; `intake health` says "
+                    "whether it has recovered",
+                }
+            )
     for message in register["messages"]:
         where = f"{message['sender']} «{message['subject']}» ({message['received_at']})"
         if message["status"] == "needs_attention":

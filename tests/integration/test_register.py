@@ -281,12 +281,13 @@ def receipt_text(app: App, message_id: str) -> str:
 
 
 def comparable(value: Any) -> Any:
-    """The register without what legitimately differs between two databases: ids, times."""
+    """The register without what legitimately differs between two runs: ids, times, the
+    mailbox folder's path."""
     if isinstance(value, dict):
         return {
             key: comparable(item)
             for key, item in value.items()
-            if key not in {"id", "recommendation_id", "created_at", "sent_at", "uid"}
+            if key not in {"id", "recommendation_id", "created_at", "sent_at", "uid", "account"}
         }
     if isinstance(value, list):
         return [comparable(item) for item in value]
