@@ -8,6 +8,7 @@ matched on current recommendations.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,8 +39,10 @@ def iso(moment: datetime | None, settings: Settings) -> str | None:
     return None if moment is None else moment.astimezone(settings.campaign.zone).isoformat()
 
 
-def submission_states(session: Session) -> dict[str, tuple[str, int | None]]:
-    """For each submission ref: its status and the recommendation it is matched on."""
+def submission_states(
+    session: Session, submissions: Sequence[Submission]
+) -> dict[str, tuple[str, int | None]]:
+    """For each of `submissions`: its status and the recommendation it is matched on."""
     recommendations = {
         row.id: row
         for row in session.exec(select(Recommendation).where(Recommendation.current == sa.true()))
@@ -61,7 +64,6 @@ def submission_states(session: Session) -> dict[str, tuple[str, int | None]]:
             best[row.submission_ref] = (rank, recommendation.id)
     names = {rank: status for status, rank in order.items()}
     states: dict[str, tuple[str, int | None]] = {}
-    submissions = session.exec(select(Submission)).all()
     waiting_recommenders = {
         submission.recommender
         for submission in submissions
@@ -155,8 +157,8 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         select(CaseRow).order_by(col(CaseRow.recommendation_id), col(CaseRow.row))
     ):
         rows_by_recommendation.setdefault(row.recommendation_id, []).append(row)
-    states = submission_states(session)
     submissions = sorted(session.exec(select(Submission)).all(), key=lambda row: row.ref)
+    states = submission_states(session, submissions)
     outbox = session.exec(select(Outbox).order_by(col(Outbox.id))).all()
     placed_pdfs = {row.pdf_attachment_id for row in recommendations if row.pdf_attachment_id}
 

@@ -116,7 +116,6 @@ def register_workbook(register: dict[str, Any]) -> bytes:
             "unit": row["unit"],
             "version": row["version"],
             "current": row["current"],
-            "rid": row["id"],
         }
         for row in register["recommendations"]
         for case in row["cases"]
