@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +9,6 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 from config.errors import StorageError
 
@@ -83,15 +80,3 @@ def require_schema(engine: sa.Engine) -> None:
             f"the database {engine.url.render_as_string()} is at schema {current or 'none'}, "
             f"not {head}: run `intake db upgrade`"
         )
-
-
-@contextmanager
-def session_scope(engine: sa.Engine) -> Iterator[Session]:
-    """A session committed on success and rolled back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise

@@ -16,7 +16,7 @@ import email.utils
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -447,8 +447,3 @@ def last_poll(engine: sa.Engine) -> PollCursor | None:
         return session.exec(
             select(PollCursor).order_by(col(PollCursor.last_poll_at).desc())
         ).first()
-
-
-def received_before(moment: datetime, start: datetime | None) -> bool:
-    """Whether mail received at `moment` predates the campaign start (no automatic replies)."""
-    return start is not None and moment < start
