@@ -169,7 +169,12 @@ def test_with_idle_new_mail_is_read_long_before_the_next_scheduled_poll(
     wait_until(
         lambda: "event=service_starting" in service.log(), timeout=30, what="the service to start"
     )
-    time.sleep(2)  # the start-up poll finds the folder empty; IDLE is waiting after it
+    wait_until(  # the start-up poll found the folder empty, and IDLE is waiting after it
+        lambda: "event=poll_done" in service.log() and "event=idle_waiting" in service.log(),
+        timeout=60,
+        what="the start-up poll and the IDLE connection",
+        evidence=lambda: service.log()[-4000:],
+    )
 
     appended = time.monotonic()
     append_samples(dovecot, username)
