@@ -443,15 +443,21 @@ def health_command() -> None:
 @app_cli.command("demo")
 def demo_command(
     workdir: Annotated[
-        Path, typer.Option(help="Where the demo keeps its database and mail.")
-    ] = Path("var/demo"),
+        Path | None,
+        typer.Option(
+            help="Where the demo keeps its database and mail [default: var, where the built-in "
+            "configuration reads].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the whole flow on the bundled sample mailbox, SQLite and the file transport."""
 
     def body() -> None:
-        from service.demo import run_demo
+        from config.settings import config_path
+        from service.demo import DEFAULT_WORKDIR, run_demo
 
-        run_demo(workdir, out, err)
+        run_demo(workdir or DEFAULT_WORKDIR, out, err, config_in_effect=config_path(State.config))
 
     run(body)
 
