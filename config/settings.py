@@ -287,7 +287,7 @@ def load_settings(path: Path | None = None) -> Settings:
     unknown = _unknown_env_keys()
     if unknown:
         raise ConfigError(
-            f"environment: unknown setting {unknown[0]} (see interface.md for the keys)",
+            f"environment: unknown setting {unknown[0]} (docs/configuration.md lists the keys)",
             key=unknown[0],
             source="environment",
         )
