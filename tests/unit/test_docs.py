@@ -44,7 +44,7 @@ def test_docs_configuration_md_documents_no_setting_that_does_not_exist():
     known = set(setting_keys())
     for section, text in documented_sections().items():
         for key in re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE):
-            assert (section, key) in known, f"docs/configuration.md: {section}.{key} is not a setting"
+            assert (section, key) in known, f"configuration.md: {section}.{key} is not a setting"
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
