@@ -208,6 +208,17 @@ class HealthSettings(Section):
     port: int = 0  # 0: off
 
 
+class WebSettings(Section):
+    """The staff workspace: where it listens and the address staff open it at."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str | None = None  # e.g. "https://intake.example.org"; links in mail need it
+    session_secret_file: Path | None = None
+    session_hours: int = 12
+
+
 class Settings(BaseSettings):
     """Everything intake can be told; built once by `load_settings` and passed down."""
 
@@ -224,6 +235,7 @@ class Settings(BaseSettings):
     matching: MatchingSettings = MatchingSettings()
     submissions: SubmissionsSettings = SubmissionsSettings()
     health: HealthSettings = HealthSettings()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -296,20 +296,24 @@ def export_command(
                 output.write_text(text + "\n", encoding="utf-8")
             return
         target = output or Path("register.xlsx")
-        target.write_bytes(register_workbook(register))
+        target.write_bytes(register_workbook(register, base_url=application.settings.web.base_url))
         err.print(f"register written to {target}")
 
     run(body)
 
 
 @app_cli.command("status")
-def status_command() -> None:
-    """A human summary: counts, what needs a person, last poll, outbox."""
+def status_command(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the same facts as JSON, for machines.")
+    ] = False,
+) -> None:
+    """A summary in Chinese: counts, what needs a person, last poll, outbox."""
 
     def body() -> None:
         from service.status import print_status
 
-        print_status(build_app(), out)
+        print_status(build_app(), out, as_json=as_json)
 
     run(body)
 

@@ -110,7 +110,7 @@ def test_after_the_demo_status_and_export_in_the_same_folder_show_the_demo_campa
 def test_demo_prints_the_summary_and_writes_receipts_and_the_digest(tmp_path: Path):
     result = run_intake(None, "demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "complete" in result.stdout
+    assert "材料齐全" in result.stdout
     written = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
     assert len(written) == 18
     texts = [path.read_bytes() for path in written]
