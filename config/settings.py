@@ -249,7 +249,8 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def _config_path(explicit: Path | None) -> Path | None:
+def config_path(explicit: Path | None) -> Path | None:
+    """The configuration file in effect: `explicit`, else `$INTAKE_CONFIG`, else ./intake.toml."""
     if explicit is not None:
         return explicit
     from_env = os.environ.get("INTAKE_CONFIG")
@@ -283,7 +284,7 @@ def load_settings(path: Path | None = None) -> Settings:
 
     Raises `ConfigError` naming the key and the file for anything unknown or invalid.
     """
-    source_path = _config_path(path)
+    source_path = config_path(path)
     source = str(source_path) if source_path else "built-in defaults"
     data: dict[str, Any] = {}
     if source_path is not None:
@@ -298,7 +299,7 @@ def load_settings(path: Path | None = None) -> Settings:
     unknown = _unknown_env_keys()
     if unknown:
         raise ConfigError(
-            f"environment: unknown setting {unknown[0]} (see interface.md for the keys)",
+            f"environment: unknown setting {unknown[0]} (docs/configuration.md lists the keys)",
             key=unknown[0],
             source="environment",
         )
