@@ -68,6 +68,15 @@ _SPACE_IN_CHINESE = re.compile(
 )
 
 
+_SMTP_CODE = re.compile(r"\b([45]\d\d)\b")
+
+
+def delivery_failure_words(last_error: str | None) -> str:
+    """Why a mail was not delivered, in Chinese: the server's refusal code, not its English."""
+    found = _SMTP_CODE.search(last_error or "")
+    return f"对方邮件服务器拒收（代码{found.group(1)}）" if found else "未能送达"
+
+
 def tidy(value: str | None) -> str | None:
     """A value echoed from a form, shown without the stray spaces between Chinese characters
     that Word tables and typing leave (the register keeps it as written)."""

@@ -6,7 +6,6 @@ queued before now; the first digest covers everything since the campaign started
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from notifications.contexts import (
     RecommendationLine,
     SuppressedAddress,
     UnitActivity,
+    delivery_failure_words,
 )
 from notifications.message import MailAttachment
 from service.bootstrap import App
@@ -43,7 +43,6 @@ OUTAGE_WORDS = {
     "database": "数据库",
 }
 """What a pending outage concerns, in the words of the digest (`outages[].what`)."""
-_SMTP_CODE = re.compile(r"\b([45]\d\d)\b")
 
 
 def previous_digest_at(session: Session, now: datetime) -> datetime | None:
@@ -111,12 +110,6 @@ def _new_recommendations(
         )
         (complete if recommendation["complete"] else incomplete).append(line)
     return complete, incomplete
-
-
-def _failure_in_words(last_error: str | None) -> str:
-    """Why a mail failed, in Chinese: the server's refusal code, not its English text."""
-    found = _SMTP_CODE.search(last_error or "")
-    return f"对方邮件服务器拒收（代码{found.group(1)}）" if found else "未能送达"
 
 
 def _suppressed_in_words(reason: str) -> str:
@@ -187,7 +180,7 @@ def digest_context(
                 kind=row["kind"],
                 recipients=row["to"],
                 subject=row["subject"],
-                reason=_failure_in_words(row["last_error"]),
+                reason=delivery_failure_words(row["last_error"]),
                 attempts=row["attempts"],
             )
             for row in register["outbox"]
