@@ -136,7 +136,7 @@ def test_a_campaign_raising_every_problem_code_shows_people_only_chinese(
         assert_reads_chinese(mail.html_body, f"{where}: html")
         assert "【2025信息通信行业科技创新案例征集】" in mail.subject, mail.subject
         if mail.kind == "digest":
-            assert "回复" not in mail.text_body + mail.html_body  # nobody is asked to reply
+            assert "回复本邮件" not in mail.text_body + mail.html_body  # nobody is asked to reply
         else:
             assert "此致" in mail.html_body and "敬礼" in mail.html_body, where
             assert "此致" in mail.text_body and "敬礼" in mail.text_body, where
