@@ -90,8 +90,8 @@ def test_a_550_fails_for_good_and_shows_in_the_digest_and_intake_status(
 
     config = local_config(tmp_path, db_url)
     status = run_intake(config, "status", env={"COLUMNS": "200"}, check=True)
-    assert "发送失败" in status.stdout and "applicant1@example.cn" in status.stdout
-    assert "failed" not in status.stdout  # staff read Chinese, not the status name
+    assert "邮件发送失败" in status.stdout and "applicant1@example.cn" in status.stdout
+    assert "发出邮件\t发送失败\t1封" in status.stdout
     app.engine.dispose()
 
 
