@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import email
 import email.message
 import email.parser
 import email.policy
 import email.utils
+import functools
 import hashlib
 import quopri
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -125,6 +128,16 @@ def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
     """
     raw = _reject_hopeless(raw)
     limits = limits or Limits()
+    early: list[Problem] = []
+    raw, repaired = repair_unindented_headers(raw)
+    if repaired:
+        early.append(
+            Problem(
+                "headers_damaged",
+                "Some header lines were wrapped without indentation (a gateway broke a long "
+                "header); the headers after the break were recovered.",
+            )
+        )
     aside = SetAside.cut(raw)
     message = _parse_mime(aside.parsed)
     if not message.keys():
@@ -136,10 +149,10 @@ def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
         raise ParseError("no mail header found: this is not an RFC 822 message")
     try:
         try:
-            return _MessageReader(limits, aside).read(message)
+            return _MessageReader(limits, aside, early).read(message)
         except _MisplacedPlaceholderError:
             whole = aside.raw
-            return _MessageReader(limits, SetAside(raw=whole, parsed=whole)).read(
+            return _MessageReader(limits, SetAside(raw=whole, parsed=whole), early).read(
                 _parse_mime(whole)
             )
     except RecursionError as exc:
@@ -172,6 +185,46 @@ def _reject_hopeless(raw: bytes) -> bytes:
     if _OBSOLETE_HEADER_NAME.search(header_block):
         raw = _OBSOLETE_HEADER_NAME.sub(rb"\1:", header_block) + raw[len(header_block) :]
     return raw
+
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+_STANDARD_HEADER_LINE = re.compile(
+    rb"^(?:from|to|cc|subject|date|message-id|mime-version|content-type|reply-to|received"
+    rb"|in-reply-to|references|sender|return-path)[ \t]*:",
+    re.IGNORECASE,
+)
+
+
+def repair_unindented_headers(raw: bytes) -> tuple[bytes, bool]:
+    """Rejoin header lines a gateway wrapped without indentation; say whether any were.
+
+    The stdlib parser ends the header block at the first line that is neither a header nor a
+    continuation, and the Subject and From after it become body text. Such a line is taken as
+    a continuation only when a standard header follows it before the blank line, so a message
+    whose body merely starts without a blank line is left alone.
+    """
+    header_end = _BLANK_LINE.search(raw)
+    block = raw if header_end is None else raw[: header_end.start() + 1]
+    lines = block.splitlines(keepends=True)
+    stray = [
+        index
+        for index, line in enumerate(lines)
+        if index > 0
+        and line.strip()
+        and line[:1] not in b" \t"
+        and _HEADER_LINE.match(line) is None
+    ]
+    if not stray:
+        return raw, False
+    last_standard = max(
+        (index for index, line in enumerate(lines) if _STANDARD_HEADER_LINE.match(line)),
+        default=-1,
+    )
+    wrapped = {index for index in stray if index < last_standard}
+    if not wrapped:
+        return raw, False
+    mended = b"".join(b" " + line if index in wrapped else line for index, line in enumerate(lines))
+    return mended + raw[len(block) :], True
 
 
 SET_ASIDE_MIN_BYTES = 64 * 1024
@@ -316,13 +369,13 @@ class _Collected:
 class _MessageReader:
     """Walks one message within `limits`, collecting bodies, attachments and problems."""
 
-    def __init__(self, limits: Limits, aside: SetAside) -> None:
+    def __init__(self, limits: Limits, aside: SetAside, early: list[Problem]) -> None:
         self.limits = limits
         self.aside = aside
         self.budget = InflationBudget(limits.max_inflated_bytes)
         self.parts_seen = 0
         self.reported: set[str] = set()
-        self.found = _Collected()
+        self.found = _Collected(problems=list(early))
 
     def read(self, message: email.message.Message) -> ParsedMessage:
         headers = _raw_headers(message)
@@ -360,7 +413,7 @@ class _MessageReader:
             to=self._addresses(headers, "to"),
             cc=self._addresses(headers, "cc"),
             date=self._date(headers),
-            received_at=_received_at(headers.get("received", [])),
+            received_at=_received_at(headers.get("received", []), problems),
             in_reply_to=_first_message_id(headers.get("in-reply-to")),
             references=_all_message_ids(headers.get("references")),
             text=text,
@@ -438,7 +491,12 @@ class _MessageReader:
         values = headers.get("date")
         if not values:
             return None
-        value = _read_date(_decode_words(_unfold(values[0])))
+        text = _decode_words(_unfold(values[0]))
+        try:
+            value = _read_date(text)
+        except _OffsetOutOfRangeError:
+            self.found.problems.append(date_out_of_range("Date", text))
+            return None
         if value is None:
             self.found.problems.append(
                 Problem(
@@ -494,7 +552,29 @@ class _MessageReader:
                 if isinstance(child, email.message.Message):
                     self._walk(child, depth=depth + 1, container=container, top_level=top_level)
             return
+        if part.get_content_maintype() == "multipart":
+            self._unbounded_multipart(part, payload, top_level=top_level)
+            return
         self._leaf(part, content_type, container=container, top_level=top_level)
+
+    def _unbounded_multipart(
+        self, part: email.message.Message, payload: object, *, top_level: bool
+    ) -> None:
+        """A `multipart/*` part whose body has no boundary lines: its body is read as text."""
+        self._report_once(
+            "multipart_without_boundary",
+            Problem(
+                "multipart_without_boundary",
+                "A multipart part has no boundary lines in its body; its body was read as "
+                "plain text and no file could be taken from it.",
+            ),
+        )
+        if not isinstance(payload, str) or not top_level:
+            return
+        self.aside.check(payload)
+        data = _payload_bytes(part)
+        if data.strip():
+            self.found.texts.append(self._decode_body(data, part, "text/plain"))
 
     def _forwarded(self, part: email.message.Message, payload: object, *, depth: int) -> None:
         """Read a forwarded message: its files count as this message's own."""
@@ -624,34 +704,112 @@ class _MessageReader:
                 f"unknown_charset:{label}",
                 Problem(
                     "unknown_charset",
-                    f"A {content_type} body declares the unknown charset {str(label)[:40]!r}; it "
-                    "was read as UTF-8 or GB18030 and some characters may be wrong.",
+                    f"A {content_type} body labelled with the charset {str(label)[:40]!r} "
+                    "cannot be decoded with it or any charset it is mistaken for; some "
+                    "characters are shown as replacement marks.",
                 ),
             )
         return text
 
 
 def decode_text(data: bytes, charset: str, *, guess_on_error: bool = False) -> tuple[str, bool]:
-    """Decode bytes labelled with `charset`; return the text and whether the label was usable.
+    """Decode bytes labelled with `charset`; return the text and whether it decoded cleanly.
 
-    Bytes the label cannot decode are read as UTF-8, then replaced, or with `guess_on_error`
-    read as UTF-8, GB18030 or Latin-1 so that no U+FFFD appears (for names).
+    The label's codec is tried, then the supersets senders really use under that label
+    (`CHARSET_SUPERSETS`), then UTF-8. When all fail the bytes are decoded with replacement
+    characters and the second value is False, or with `guess_on_error` read as UTF-8, GB18030
+    or Latin-1 so that no U+FFFD appears (for names).
     """
     codec = _codec(charset)
     if codec is None:
         return decode_unlabelled_bytes(data), charset.strip().lower() in PLACEHOLDER_CHARSETS
-    try:
-        return data.decode(codec), True
-    except UnicodeDecodeError:
-        pass
-    if codec != "utf-8":
+    for decoder in _decoders(codec, data):
         try:
-            return data.decode("utf-8"), True
+            return decoder(data), True
         except UnicodeDecodeError:
-            pass
+            continue
     if guess_on_error:
         return decode_unlabelled_bytes(data), True
-    return data.decode(codec, "replace"), True
+    return data.decode(codec, "replace"), False
+
+
+def iso2022jp_as_cp932(data: bytes) -> str:
+    """Read ISO-2022-JP through Shift_JIS, so that Microsoft's and NEC's extra characters
+    (①, Ⅱ, ㈱ in row 13 and the IBM rows), which the strict codecs refuse, decode as Windows
+    and Outlook meant them (what Microsoft calls CP50220)."""
+    converted = bytearray()
+    mode = "ascii"
+    position = 0
+    while position < len(data):
+        byte = data[position]
+        if byte == 0x1B:
+            escape = data[position + 1 : position + 3]
+            mode = _ISO2022JP_ESCAPES.get(escape, "")
+            if not mode:
+                raise UnicodeDecodeError("iso-2022-jp", data, position, position + 1, "escape")
+            position += 3
+            continue
+        if mode == "double" and byte > 0x20 and byte != 0x7F and byte not in b"\r\n":
+            if position + 1 >= len(data):
+                raise UnicodeDecodeError("iso-2022-jp", data, position, position + 1, "truncated")
+            converted += _jis_to_sjis(byte, data[position + 1])
+            position += 2
+            continue
+        if byte >= 0x80:
+            raise UnicodeDecodeError("iso-2022-jp", data, position, position + 1, "8-bit byte")
+        converted.append(byte + 0x80 if mode == "katakana" and 0x21 <= byte <= 0x5F else byte)
+        position += 1
+    return converted.decode("cp932")
+
+
+_ISO2022JP_ESCAPES = {
+    b"(B": "ascii",
+    b"(J": "ascii",
+    b"(I": "katakana",
+    b"$@": "double",
+    b"$B": "double",
+}
+
+
+def _jis_to_sjis(first: int, second: int) -> bytes:
+    """One JIS X 0208 code point (two 7-bit bytes) as its two Shift_JIS bytes."""
+    lead = ((first - 0x21) >> 1) + 0x81
+    if lead > 0x9F:
+        lead += 0x40
+    odd_row_trail = second + 0x1F + (1 if second >= 0x60 else 0)
+    trail = odd_row_trail if first % 2 else second + 0x7E
+    if not (0x21 <= first <= 0x7E and 0x21 <= second <= 0x7E):
+        raise UnicodeDecodeError("iso-2022-jp", bytes([first, second]), 0, 2, "not JIS X 0208")
+    return bytes([lead, trail])
+
+
+CHARSET_SUPERSETS: dict[str, tuple[str, ...]] = {
+    "iso2022_jp_ext": ("iso2022_jp_2", "iso2022_jp_2004", "cp50220", "cp932"),
+    "gb18030": ("hz",),
+    "hz": ("gb18030",),
+    "cp932": ("cp50220",),
+}
+"""The codecs tried, in order, when a label's own codec fails. `cp50220` names our reading of
+ISO-2022-JP through CP932 (`iso2022jp_as_cp932`); `cp932` after it catches Shift_JIS mail
+labelled ISO-2022-JP, `hz` HZ-GB-2312 labelled GB2312."""
+
+
+def _decoders(codec: str, data: bytes) -> list[Callable[[bytes], str]]:
+    """The decoders to try for bytes labelled `codec`, the most likely first."""
+    names = [codec, *CHARSET_SUPERSETS.get(codec, ()), "utf-8"]
+    if codec == "gb18030" and data.isascii() and b"~{" in data:
+        names.insert(0, "hz")
+    decoders: list[Callable[[bytes], str]] = []
+    for name in dict.fromkeys(names):
+        if name == "cp50220":
+            decoders.append(iso2022jp_as_cp932)
+        else:
+            decoders.append(functools.partial(_strict_decode, codec=name))
+    return decoders
+
+
+def _strict_decode(data: bytes, *, codec: str) -> str:
+    return data.decode(codec)
 
 
 def _codec(charset: str) -> str | None:
@@ -663,9 +821,9 @@ def _codec(charset: str) -> str | None:
     try:
         "".encode(label)
         b"".decode(label)
+        return codecs.lookup(label).name
     except (LookupError, ValueError):
         return None
-    return label
 
 
 def _mime_header_view(part: email.message.Message) -> email.message.Message:
@@ -841,27 +999,46 @@ def _all_message_ids(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(_MESSAGE_ID.findall(text)))
 
 
+MAX_OFFSET_HOURS = 14
+"""Real zone offsets run from -12:00 to +14:00; a larger one (`+3200`) is damage."""
+
+
+class _OffsetOutOfRangeError(ValueError):
+    """A date whose zone offset no clock uses."""
+
+
 def _read_date(value: str) -> datetime | None:
-    """Read an RFC 5322 date with mail-parser, keeping the sender's offset; stdlib as fallback."""
+    """Read an RFC 5322 date with mail-parser, keeping the sender's offset; stdlib as fallback.
+
+    Raises `_OffsetOutOfRangeError` when the zone offset is beyond any real zone's.
+    """
     result = parse_mail_date(value)
     if result.value is not None:
         try:
-            offset = timedelta(hours=float(result.timezone))
+            hours = float(result.timezone)
         except (TypeError, ValueError, OverflowError):
-            offset = timedelta(0)
+            hours = 0.0
+        if abs(hours) > MAX_OFFSET_HOURS:
+            raise _OffsetOutOfRangeError(value)
         selected: datetime = result.value
-        return selected.astimezone(timezone(offset))
+        return selected.astimezone(timezone(timedelta(hours=hours)))
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
+    offset = parsed.utcoffset()
+    if offset is not None and abs(offset) > timedelta(hours=MAX_OFFSET_HOURS):
+        raise _OffsetOutOfRangeError(value)
     return parsed
 
 
-def _received_at(values: list[str]) -> datetime | None:
-    """The date of the top-most `Received:` header that carries a readable one."""
+def _received_at(values: list[str], problems: list[Problem]) -> datetime | None:
+    """The date of the top-most `Received:` header that carries a readable, real one.
+
+    A stamp with an impossible zone offset is skipped, with a problem in `problems`.
+    """
     for value in values:
         text = _undo_surrogates(_unfold(value))
         try:
@@ -869,7 +1046,20 @@ def _received_at(values: list[str]) -> datetime | None:
         except (MailParserError, ValueError):
             stamp = text.rpartition(";")[2] if ";" in text else None
         if stamp:
-            when = _read_date(stamp.strip())
+            try:
+                when = _read_date(stamp.strip())
+            except _OffsetOutOfRangeError:
+                problems.append(date_out_of_range("Received", stamp.strip()))
+                continue
             if when is not None:
                 return when
     return None
+
+
+def date_out_of_range(header: str, value: str) -> Problem:
+    """The problem for a date header whose zone offset no clock uses."""
+    return Problem(
+        "date_out_of_range",
+        f"The {header} header {value[:60]!r} has a time zone offset beyond any real zone; "
+        "the date was ignored and the rest of the message read as usual.",
+    )
