@@ -424,6 +424,7 @@ class _MessageReader:
             bounce=verdict.bounce,
             links=verdict.links,
             problems=problems,
+            automated=verdict.automated,
         )
 
     def _header_text(self, headers: dict[str, list[str]], name: str, where: str) -> str:

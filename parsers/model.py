@@ -83,6 +83,7 @@ class ParsedMessage:
     bounce: Bounce | None = None
     links: list[LargeAttachmentLink] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    automated: bool = False  # a machine sent it on its own (list, newsletter, notice)
 
 
 @dataclass(frozen=True)

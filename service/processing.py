@@ -129,7 +129,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     message.message_id = parsed.message_id or message.message_id
     problems = [problem.message for problem in parsed.problems]
     needs_person = False
-    details: dict[str, object] = {}
+    details: dict[str, object] = {"automated": parsed.automated}
     if parsed.bounce is not None:
         details["bounce"] = {
             "failed_recipients": list(parsed.bounce.failed_recipients),

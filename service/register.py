@@ -176,6 +176,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "received_at": iso(message.received_at, settings),
                 "late": message.late,
                 "kind": message.kind,
+                "automated": bool(message.details.get("automated", False)),
                 "status": message.status,
                 "problems": message.problems,
                 "attachments": [

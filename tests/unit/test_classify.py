@@ -70,22 +70,63 @@ def form(kind: AttachmentKind) -> Attachment:
     "headers",
     [
         "Auto-Submitted: auto-replied",
-        "Auto-Submitted: auto-generated; owner-email=x@example.cn",
         "X-Autoreply: yes",
         "X-Autorespond: Out of office",
         "X-QQ-AUTO-REPLY: true",
         "X-Auto-Response-Suppress: All\nX-MS-Exchange-Inbox-Rules-Loop: unit@example.cn",
-        "Precedence: bulk",
-        "Precedence: junk",
-        "List-Unsubscribe: <mailto:leave@lists.example.cn>",
-        "List-Id: <news.example.cn>",
+        "Precedence: auto_reply",
     ],
 )
-def test_machine_written_mail_is_an_auto_reply_that_is_never_answered(headers):
+def test_mail_generated_in_answer_is_an_auto_reply_that_is_never_answered(headers):
     parsed = parse_message(message(headers))
 
     assert parsed.kind == "auto_reply"
     assert parsed.no_reply is True
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender"),
+    [
+        ("Auto-Submitted: auto-generated; owner-email=x@example.cn", "Unit <unit@example.cn>"),
+        ("Auto-Submitted: auto-notified", "Unit <unit@example.cn>"),
+        ("Precedence: bulk", "Unit <unit@example.cn>"),
+        ("Precedence: junk", "Unit <unit@example.cn>"),
+        ("Precedence: list", "Unit <unit@example.cn>"),
+        ("List-Unsubscribe: <mailto:leave@lists.example.cn>", "Unit <unit@example.cn>"),
+        ("List-Id: <news.example.cn>", "Unit <unit@example.cn>"),
+        ("", "系统通知 <noreply@system.example.cn>"),
+    ],
+)
+def test_newsletters_lists_and_notices_are_other_automated_and_never_answered(headers, sender):
+    parsed = parse_message(message(headers, sender=sender))
+
+    assert (parsed.kind, parsed.automated, parsed.no_reply) == ("other", True, True)
+
+
+@pytest.mark.parametrize("headers", ["List-Id: <all.unit.example.cn>", "Precedence: list"])
+def test_a_form_relayed_by_a_group_alias_is_a_recommendation_that_is_answered(headers):
+    relayed = facts(
+        headers={name.lower(): [value.strip()] for name, value in [headers.split(":", 1)]},
+        attachments=[form("form_word")],
+    )
+
+    verdict = classify(relayed)
+
+    assert (verdict.kind, verdict.automated, verdict.no_reply) == ("recommendation", False, False)
+
+
+def test_a_form_a_system_generated_is_still_read_but_never_answered():
+    verdict = classify(
+        facts(headers={"auto-submitted": ["auto-generated"]}, attachments=[form("form_pdf")])
+    )
+
+    assert (verdict.kind, verdict.automated, verdict.no_reply) == ("recommendation", True, True)
+
+
+def test_human_mail_is_not_automated():
+    parsed = parse_message(message(""))
+
+    assert (parsed.kind, parsed.automated, parsed.no_reply) == ("other", False, False)
 
 
 @pytest.mark.parametrize(
