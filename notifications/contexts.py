@@ -141,6 +141,7 @@ class UnitReceipt:
     recommendation_complete: bool = False
     version: int = 1
     supersedes_earlier: bool = False
+    attachment_mentioned_missing: bool = False  # the mail says files are attached; none are
 
 
 @dataclass(frozen=True, kw_only=True)

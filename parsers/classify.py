@@ -86,6 +86,59 @@ class Classification:
     bounce: Bounce | None = None
     links: list[LargeAttachmentLink] = field(default_factory=list)
     automated: bool = False  # sent by a machine on its own (list, newsletter, notice)
+    reply_reasons: tuple[str, ...] = ()  # why a person must answer: problem codes (see below)
+
+    @property
+    def needs_reply(self) -> bool:
+        """Whether staff must answer the message themselves."""
+        return bool(self.reply_reasons)
+
+
+ATTACHMENT_MENTIONED_MISSING = "attachment_mentioned_missing"
+QUESTION_NEEDS_REPLY = "question_needs_reply"
+_ATTACHMENT_WORDS = re.compile(
+    r"见附件|详见|请查收|查收|附件(?![一二三四五六七八九十\d１-９])|随附|附上|已附"
+)
+_QUESTION = re.compile(r"[?？]|请问|能否|可否|如何|怎么|怎样|为什么|哪里|是不是|吗[。，！!\s]|吗$")
+_QUOTE_START = re.compile(
+    r"^\s*(?:>|-{2,}\s*(?:原始邮件|original message|original|转发邮件|forwarded message)"
+    r"|(?:发件人|from)\s*[:：]|在.{0,80}写道[:：]|on .{0,120}wrote:)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+_HTML_SKIP = re.compile(r"<(style|script)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+INLINE_IMAGE_MAX_BYTES = 100 * 1024
+"""Images up to this size are taken for signature logos, not for the files the mail means."""
+
+
+def reply_reasons(facts: MessageFacts, links: Sequence[LargeAttachmentLink]) -> tuple[str, ...]:
+    """Why a person must answer a human's message: it says files are attached and none
+    are (nor any download link), or it asks a question. Only the sender's own words count:
+    quoted earlier mail is cut off."""
+    words = own_words(facts.text or _html_text(facts.html))
+    reasons: list[str] = []
+    real_files = [
+        item
+        for item in facts.attachments
+        if not (item.content_type.startswith("image/") and item.size <= INLINE_IMAGE_MAX_BYTES)
+    ]
+    if not real_files and not links and _ATTACHMENT_WORDS.search(words):
+        reasons.append(ATTACHMENT_MENTIONED_MISSING)
+    if _QUESTION.search(_URL.sub(" ", words)):
+        reasons.append(QUESTION_NEEDS_REPLY)
+    return tuple(reasons)
+
+
+def own_words(text: str) -> str:
+    """The text the sender wrote, without the quoted mail under it."""
+    found = _QUOTE_START.search(text)
+    return text[: found.start()] if found else text
+
+
+def _html_text(html: str) -> str:
+    """The visible text of an HTML body, roughly: enough to look for words."""
+    return _TAG.sub("\n", _HTML_SKIP.sub(" ", html)).replace("&nbsp;", " ")
 
 
 def classify(facts: MessageFacts) -> Classification:
@@ -101,10 +154,22 @@ def classify(facts: MessageFacts) -> Classification:
     no_reply = machine or is_no_reply_address(facts.sender)
     if any(attachment.kind in FORM_KINDS for attachment in facts.attachments):
         # a relaying list alias does not make a unit's form a newsletter
-        return Classification("recommendation", no_reply=no_reply, links=links, automated=machine)
+        return Classification(
+            "recommendation",
+            no_reply=no_reply,
+            links=links,
+            automated=machine,
+            reply_reasons=() if machine else reply_reasons(facts, links),
+        )
     automated = no_reply or is_list_mail(facts.headers)
     kind: MessageKind = "large_attachment_link" if links else "other"
-    return Classification(kind, no_reply=automated, links=links, automated=automated)
+    return Classification(
+        kind,
+        no_reply=automated,
+        links=links,
+        automated=automated,
+        reply_reasons=() if automated else reply_reasons(facts, links),
+    )
 
 
 def is_machine_sent(facts: MessageFacts) -> bool:

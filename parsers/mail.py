@@ -35,7 +35,12 @@ from mailparser.exceptions import MailParserError
 from mailparser.received import split_received
 
 from config.errors import ParseError
-from parsers.classify import MessageFacts, classify
+from parsers.classify import (
+    ATTACHMENT_MENTIONED_MISSING,
+    QUESTION_NEEDS_REPLY,
+    MessageFacts,
+    classify,
+)
 from parsers.containers import (
     InflationBudget,
     Limits,
@@ -404,6 +409,7 @@ class _MessageReader:
             delivery_status=self.found.delivery_status,
         )
         verdict = classify(facts)
+        problems.extend(_reply_problem(reason) for reason in verdict.reply_reasons)
         return ParsedMessage(
             message_id=_first_message_id(headers.get("message-id")),
             subject=subject,
@@ -425,6 +431,7 @@ class _MessageReader:
             links=verdict.links,
             problems=problems,
             automated=verdict.automated,
+            needs_reply=verdict.needs_reply,
         )
 
     def _header_text(self, headers: dict[str, list[str]], name: str, where: str) -> str:
@@ -543,7 +550,7 @@ class _MessageReader:
         if isinstance(payload, str) and content_type in FORWARDED_TYPES | DELIVERY_STATUS_TYPES:
             self.aside.check(payload)
         if content_type in FORWARDED_TYPES:
-            self._forwarded(part, payload, depth=depth)
+            self._forwarded(part, payload, depth=depth, container=container)
             return
         if content_type in DELIVERY_STATUS_TYPES:
             self.found.delivery_status.extend(_delivery_status_blocks(part, payload))
@@ -577,9 +584,17 @@ class _MessageReader:
         if data.strip():
             self.found.texts.append(self._decode_body(data, part, "text/plain"))
 
-    def _forwarded(self, part: email.message.Message, payload: object, *, depth: int) -> None:
-        """Read a forwarded message: its files count as this message's own."""
+    def _forwarded(
+        self,
+        part: email.message.Message,
+        payload: object,
+        *,
+        depth: int,
+        container: str | None,
+    ) -> None:
+        """Read a forwarded message: it is a file of this message, and so are its files."""
         inner: email.message.Message | None = None
+        inner_bytes: bytes | None = None
         encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
         if encoding in ("base64", "quoted-printable"):
             # Some clients encode the forwarded message itself; the parser then sees the
@@ -593,6 +608,7 @@ class _MessageReader:
             self.aside.check(encoded)
             decoded = _decode_transfer(encoded, encoding)
             if decoded.strip():
+                inner_bytes = decoded
                 inner = email.message_from_bytes(decoded, policy=email.policy.compat32)
         elif (
             isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message)
@@ -602,12 +618,17 @@ class _MessageReader:
             set_aside = self.aside.payload_bytes(part)
             data = part.get_payload(decode=True) if set_aside is None else set_aside
             if isinstance(data, bytes) and data.strip():
+                inner_bytes = data
                 inner = email.message_from_bytes(data, policy=email.policy.compat32)
         if inner is None:
             return
         headers = _raw_headers(inner)
         subject = self._header_text(headers, "subject", "forwarded subject")
         label = f"message/rfc822:{subject}" if subject else "message/rfc822"
+        filename = self._filename(part) or f"{sanitize_filename(subject) or 'forwarded'}.eml"
+        if inner_bytes is None:
+            inner_bytes = _message_bytes(inner)
+        self._append_attachment(filename, inner_bytes, "message/rfc822", container)
         self._walk(inner, depth=depth + 1, container=label, top_level=False)
 
     def _leaf(
@@ -641,7 +662,8 @@ class _MessageReader:
     ) -> None:
         """Record a file, unpacking it first when it is a zip or a TNEF stream."""
         unpacked: Unpacked | None = None
-        if is_tnef(data, filename, content_type):
+        tnef = is_tnef(data, filename, content_type)
+        if tnef:
             unpacked = unpack_tnef(data, filename, limits=self.limits, budget=self.budget)
             if not self.found.htmls and unpacked.body_html:
                 self.found.htmls.append(unpacked.body_html)
@@ -649,12 +671,15 @@ class _MessageReader:
             unpacked = unpack_zip(data, filename, limits=self.limits, budget=self.budget)
         if unpacked is not None:
             self.found.problems.extend(unpacked.problems)
+            # winmail.dat is how Outlook encoded the mail, not a file the sender chose; a zip
+            # (or a forwarded message) is, and is listed before what it holds
+            if not tnef or not (unpacked.complete and unpacked.files):
+                self._append_attachment(filename, data, content_type, container)
             for inner in unpacked.files:
                 self._append_attachment(
                     inner.filename, inner.data, "application/octet-stream", inner.container
                 )
-            if unpacked.complete and unpacked.files:
-                return
+            return
         self._append_attachment(filename, data, content_type, container)
 
     def _append_attachment(
@@ -942,6 +967,17 @@ def _decode_transfer(encoded: bytes, encoding: str) -> bytes:
         return b""
 
 
+_WIRE_POLICY = email.policy.compat32.clone(linesep="\r\n")
+
+
+def _message_bytes(message: email.message.Message) -> bytes:
+    """A forwarded message as bytes, for its own hash and size (re-serialised when damaged)."""
+    try:
+        return message.as_bytes(policy=_WIRE_POLICY)
+    except (ValueError, TypeError, LookupError, UnicodeError, RecursionError):
+        return message.as_string(policy=_WIRE_POLICY).encode("utf-8", "surrogateescape")
+
+
 def _payload_bytes(part: email.message.Message) -> bytes:
     """A leaf part's decoded content (base64, quoted-printable, uuencode), raw when undecodable."""
     data = part.get_payload(decode=True)
@@ -1055,6 +1091,18 @@ def _received_at(values: list[str], problems: list[Problem]) -> datetime | None:
             if when is not None:
                 return when
     return None
+
+
+_REPLY_PROBLEM_TEXT = {
+    ATTACHMENT_MENTIONED_MISSING: "The message says files are attached, but it carries none; "
+    "the sender is told so and staff should answer.",
+    QUESTION_NEEDS_REPLY: "The message asks a question; staff should answer it.",
+}
+
+
+def _reply_problem(reason: str) -> Problem:
+    """The problem that says why staff must answer a message."""
+    return Problem(reason, _REPLY_PROBLEM_TEXT[reason])
 
 
 def date_out_of_range(header: str, value: str) -> Problem:

@@ -84,6 +84,7 @@ class ParsedMessage:
     links: list[LargeAttachmentLink] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     automated: bool = False  # a machine sent it on its own (list, newsletter, notice)
+    needs_reply: bool = False  # a person must answer (a question, files mentioned but missing)
 
 
 @dataclass(frozen=True)

@@ -320,6 +320,8 @@ def unit_receipt_context(
         recommendation_complete=bool(recommendation and recommendation.complete),
         version=recommendation.version if recommendation else 1,
         supersedes_earlier=bool(recommendation and recommendation.version > 1),
+        attachment_mentioned_missing="attachment_mentioned_missing"
+        in message.details.get("reply_reasons", []),
     )
 
 

@@ -177,6 +177,8 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "late": message.late,
                 "kind": message.kind,
                 "automated": bool(message.details.get("automated", False)),
+                "needs_reply": bool(message.details.get("needs_reply", False)),
+                "reply_reasons": list(message.details.get("reply_reasons", [])),
                 "status": message.status,
                 "problems": message.problems,
                 "attachments": [
@@ -318,6 +320,12 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     }
 
 
+REPLY_REASON_TEXT = {
+    "attachment_mentioned_missing": "来信说附有文件，但邮件中没有任何附件",
+    "question_needs_reply": "来信提出了问题",
+}
+
+
 def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
     """Everything in the register that needs a person: what, where, what to do."""
     items: list[dict[str, str]] = []
@@ -345,6 +353,17 @@ def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
                 else "open the message in the archive and handle it; then `intake reprocess`"
             )
             items.append({"category": category, "what": reason, "where": where, "action": action})
+        if message.get("needs_reply"):
+            reasons = message.get("reply_reasons", [])
+            items.append(
+                {
+                    "category": "需回复",
+                    "what": "；".join(REPLY_REASON_TEXT.get(reason, reason) for reason in reasons)
+                    or "来信需要工作人员回复",
+                    "where": where,
+                    "action": "阅读来信并回复发件人",
+                }
+            )
         if message["late"] and message["kind"] in (
             "recommendation",
             "other",

@@ -10,7 +10,7 @@ import pytest
 from parsers.classify import MessageFacts, classify, find_large_attachment_links
 from parsers.mail import parse_message
 from parsers.model import Attachment, AttachmentKind
-from tests.unit.test_mail_parsing import html_part, message, multipart, text_part
+from tests.unit.test_mail_parsing import file_part, html_part, message, multipart, text_part
 
 QQ_BIG_ATTACHMENT_HTML = """
 <div>推荐表太大，用超大附件发送。</div>
@@ -267,3 +267,55 @@ def test_no_reply_senders_are_never_answered(sender):
 
 def test_a_person_whose_name_contains_reply_is_answered():
     assert classify(facts(sender="replyzhang@example.cn")).no_reply is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["您好，推荐表见附件，请查收。", "材料详见附件。", "附件是我单位的推荐表"],
+)
+def test_a_human_mail_that_says_files_are_attached_but_has_none_needs_a_reply(body):
+    parsed = parse_message(message("", body))
+
+    assert parsed.needs_reply is True
+    assert [problem.code for problem in parsed.problems] == ["attachment_mentioned_missing"]
+
+
+@pytest.mark.parametrize("body", ["请问截止日期是哪天", "推荐表需要盖章吗？", "Can we send it late?"])
+def test_a_human_mail_that_asks_a_question_needs_a_reply(body):
+    parsed = parse_message(message("", body))
+
+    assert parsed.needs_reply is True
+    assert [problem.code for problem in parsed.problems] == ["question_needs_reply"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "收到，谢谢。",
+        "材料已按通知附件3的格式填写。",
+        "好的。\r\n\r\n-----原始邮件-----\r\n发件人: staff@cace.example\r\n请问是否需要盖章？",
+        "好的。\r\n> 推荐表见附件，请查收？",
+        "资料下载：https://www.example.cn/notice?id=3",
+    ],
+)
+def test_thanks_annex_numbers_quoted_mail_and_links_need_no_reply(body):
+    parsed = parse_message(message("", body))
+
+    assert parsed.needs_reply is False
+    assert parsed.problems == []
+
+
+def test_files_attached_as_said_need_no_reply():
+    parsed = parse_message(
+        multipart(
+            [text_part("推荐表见附件，请查收。"), file_part(b"%PDF-1.4 x", "; filename=a.pdf")]
+        )
+    )
+
+    assert parsed.needs_reply is False
+
+
+def test_automated_mail_never_needs_a_reply():
+    parsed = parse_message(message("List-Id: <news.example.cn>", "本期简报见附件，有问题吗？"))
+
+    assert (parsed.automated, parsed.needs_reply) == (True, False)
