@@ -280,7 +280,9 @@ def test_a_human_mail_that_says_files_are_attached_but_has_none_needs_a_reply(bo
     assert [problem.code for problem in parsed.problems] == ["attachment_mentioned_missing"]
 
 
-@pytest.mark.parametrize("body", ["请问截止日期是哪天", "推荐表需要盖章吗？", "Can we send it late?"])
+@pytest.mark.parametrize(
+    "body", ["请问截止日期是哪天", "推荐表需要盖章吗？", "Can we send it late?"]
+)
 def test_a_human_mail_that_asks_a_question_needs_a_reply(body):
     parsed = parse_message(message("", body))
 

@@ -28,14 +28,14 @@ def test_headers_wrapped_without_indentation_keep_the_subject_and_sender_after_t
         "Subject: 推荐表报送",
         "Date: Mon, 14 Jul 2025 09:00:00 +0800",
         "",
-        "请查收。",
+        "推荐材料稍后发送。",
     )
 
     parsed = parse_message(raw)
 
     assert parsed.sender == "unit@example.cn"
     assert parsed.subject == "推荐表报送"
-    assert parsed.text.strip() == "请查收。"
+    assert parsed.text.strip() == "推荐材料稍后发送。"
     assert [problem.code for problem in parsed.problems] == ["headers_damaged"]
 
 
@@ -63,7 +63,7 @@ def test_multipart_without_boundary_lines_is_read_as_text_with_no_phantom_file(b
 
     assert parsed.attachments == []
     assert "推荐表在哪里下载" in parsed.text
-    assert codes(raw) == ["multipart_without_boundary"]
+    assert codes(raw) == ["multipart_without_boundary", "question_needs_reply"]
 
 
 def test_iso_2022_jp_with_nec_circled_digits_decodes_through_cp932():
