@@ -118,6 +118,20 @@ def _units_with_pdf_only(session: Session, units: list[str]) -> set[str]:
     return found
 
 
+AWAITING_WORD_TEXT = (
+    "{unit}只发来了加盖公章的PDF版推荐表，案例已按PDF登记；请联系该单位补发Word版推荐表。"
+)
+
+
+def recommendation_problems(recommendation: Recommendation) -> list[dict[str, str]]:
+    """What staff should know about one recommendation version, as {code, text}."""
+    if recommendation.word_attachment_id is None and recommendation.pdf_attachment_id:
+        return [
+            {"code": "awaiting_word", "text": AWAITING_WORD_TEXT.format(unit=recommendation.unit)}
+        ]
+    return []
+
+
 def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     """The whole register as plain JSON-ready data."""
     messages = session.exec(
@@ -215,6 +229,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                     "email": recommendation.contact_email,
                 },
                 "word": file_ref(recommendation.word_attachment_id, seal=False),
+                "problems": recommendation_problems(recommendation),
                 "pdf": file_ref(recommendation.pdf_attachment_id, seal=True),
                 "pdf_pairing": {
                     "method": recommendation.pdf_method,
@@ -397,6 +412,15 @@ def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
                     "what": "the form names no 推荐单位; filed under the sender's address",
                     "where": unit,
                     "action": "ask the sender for a form that names the unit (it supersedes this)",
+                }
+            )
+        if recommendation["word"] is None and recommendation["pdf"] is not None:
+            items.append(
+                {
+                    "category": "缺Word版",
+                    "what": AWAITING_WORD_TEXT.format(unit=recommendation["unit"]),
+                    "where": unit,
+                    "action": "请该单位补发Word版推荐表",
                 }
             )
         if recommendation["pdf"] is None:
