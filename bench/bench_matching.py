@@ -82,6 +82,9 @@ SHORTENED_SHARE = 0.15
 解决方案 / （试点） / （一期） dropped)."""
 RIVALLED_SHARE = 0.3
 """Of the shortened rows, those whose applicant has another case with the same short title."""
+RIVAL_ON_FORM_SHARE = 0.4
+"""Of those, the ones whose rival is a row of the same form (with its full title): the form,
+decided as a whole, explains the rival, so the row counts in recall."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,7 @@ def build_workload(rows: int, submissions: int, seed: int) -> Workload:
                 key = (form_number, row_number)
                 title = record.title
                 ref = record.ref if generator.random() < 0.5 else None
+                rival: Candidate | None = None
                 if shorten(title) != title and generator.random() < SHORTENED_SHARE / 0.6:
                     title, ref = shorten(title), None
                     if generator.random() < RIVALLED_SHARE:
@@ -208,8 +212,7 @@ def build_workload(rows: int, submissions: int, seed: int) -> Workload:
                             generator.choice(("基于边缘计算的", "面向中小企业的")) + title + "平台"
                         )
                         if rival_title != record.title:
-                            add(rival_title, record.applicant, record.recommender)
-                            rivalled.add(key)
+                            rival = add(rival_title, record.applicant, record.recommender)
                 applicant = _drop_applicant_suffix(record.applicant, generator)
                 form_rows.append(
                     RowToMatch(
@@ -217,6 +220,14 @@ def build_workload(rows: int, submissions: int, seed: int) -> Workload:
                     )
                 )
                 expected[key] = record.ref
+                if rival is not None and generator.random() < RIVAL_ON_FORM_SHARE:
+                    # the rival is on the same form with its full title: it explains itself
+                    form_rows.append(
+                        RowToMatch(len(form_rows) + 1, _vary(rival.title, generator), applicant)
+                    )
+                    expected[(form_number, len(form_rows))] = rival.ref
+                elif rival is not None:
+                    rivalled.add(key)
             forms.append((unit, form_rows))
             form_number += 1
     while len(records) < submissions:
