@@ -587,10 +587,10 @@ def _assign(
                 pick = _assignable(
                     position,
                     ranked[position],
-                    holders,
-                    scores_by_ref,
-                    resolved,
-                    thresholds,
+                    holders=holders,
+                    scores_by_ref=scores_by_ref,
+                    decisions=resolved,
+                    thresholds=thresholds,
                     own_unit_only=own_unit_only,
                 )
                 if pick is None:
@@ -617,11 +617,11 @@ def _assign(
 def _assignable(
     position: int,
     scored: Sequence[_Scored],
+    *,
     holders: Mapping[str, int],
     scores_by_ref: Mapping[str, Sequence[tuple[int, float]]],
     decisions: Sequence[RowMatch],
     thresholds: Thresholds,
-    *,
     own_unit_only: bool,
 ) -> _Scored | None:
     """The candidate row `position` takes in the assignment, or None (see `_assign`)."""
