@@ -35,12 +35,7 @@ from mailparser.exceptions import MailParserError
 from mailparser.received import split_received
 
 from config.errors import ParseError
-from parsers.classify import (
-    ATTACHMENT_MENTIONED_MISSING,
-    QUESTION_NEEDS_REPLY,
-    MessageFacts,
-    classify,
-)
+from parsers.classify import MessageFacts, classify
 from parsers.containers import (
     InflationBudget,
     Limits,
@@ -136,13 +131,7 @@ def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
     early: list[Problem] = []
     raw, repaired = repair_unindented_headers(raw)
     if repaired:
-        early.append(
-            Problem(
-                "headers_damaged",
-                "Some header lines were wrapped without indentation (a gateway broke a long "
-                "header); the headers after the break were recovered.",
-            )
-        )
+        early.append(Problem("headers_damaged"))
     aside = SetAside.cut(raw)
     message = _parse_mime(aside.parsed)
     if not message.keys():
@@ -175,7 +164,10 @@ def _reject_hopeless(raw: bytes) -> bytes:
     if not head.strip():
         raise ParseError("the message is empty")
     if head.startswith(_OLE_SIGNATURE):
-        raise ParseError("an Outlook .msg file, not an RFC 822 message: save it as .eml")
+        raise ParseError(
+            "an Outlook .msg file, not an RFC 822 message: save it as .eml",
+            code="message_is_outlook_file",
+        )
     if head.startswith(_TNEF_SIGNATURE):
         raise ParseError("a bare TNEF (winmail.dat) stream, not an RFC 822 message")
     if _MIME_HEADER_START.search(head) is None:
@@ -409,7 +401,7 @@ class _MessageReader:
             delivery_status=self.found.delivery_status,
         )
         verdict = classify(facts)
-        problems.extend(_reply_problem(reason) for reason in verdict.reply_reasons)
+        problems.extend(Problem(reason) for reason in verdict.reply_reasons)
         return ParsedMessage(
             message_id=_first_message_id(headers.get("message-id")),
             subject=subject,
@@ -446,11 +438,7 @@ class _MessageReader:
         if has_unsafe_characters(value):
             self._report_once(
                 f"control_characters:{where}",
-                Problem(
-                    "control_characters",
-                    f"The {where} {value[:80]!r} held line breaks or control characters; they "
-                    "were replaced by spaces and it is safe to use in a reply.",
-                ),
+                Problem("control_characters", {"header": where, "value": value[:80]}),
             )
         return strip_unsafe_characters(value)
 
@@ -471,11 +459,7 @@ class _MessageReader:
             parsed = []
             self._report_once(
                 f"unreadable_addresses:{name}",
-                Problem(
-                    "unreadable_addresses",
-                    f"The {name} header is too convoluted to read fully; only the bare "
-                    "addresses in it were kept.",
-                ),
+                Problem("unreadable_addresses", {"header": name}),
             )
         for display, raw_address in parsed:
             address = strip_unsafe_characters(_decode_words(raw_address)).strip("<>").lower()
@@ -506,13 +490,7 @@ class _MessageReader:
             self.found.problems.append(date_out_of_range("Date", text))
             return None
         if value is None:
-            self.found.problems.append(
-                Problem(
-                    "unreadable_date",
-                    f"The Date header {values[0][:60]!r} cannot be read; arrival time does not "
-                    "depend on it.",
-                )
-            )
+            self.found.problems.append(Problem("unreadable_date", {"value": values[0][:60]}))
         return value
 
     def _walk(
@@ -528,21 +506,13 @@ class _MessageReader:
         if self.parts_seen > self.limits.max_parts:
             self._report_once(
                 "too_many_parts",
-                Problem(
-                    "too_many_parts",
-                    f"The message has more than {self.limits.max_parts} MIME parts; the rest "
-                    "were not read. Ask the sender to send fewer files per message.",
-                ),
+                Problem("too_many_parts", {"limit": self.limits.max_parts}),
             )
             return
         if depth > self.limits.max_depth:
             self._report_once(
                 "too_deep",
-                Problem(
-                    "too_deep",
-                    f"The message nests MIME parts more than {self.limits.max_depth} levels "
-                    "deep; the deeper parts were not read.",
-                ),
+                Problem("too_deep", {"limit": self.limits.max_depth}),
             )
             return
         content_type = part.get_content_type()
@@ -569,14 +539,7 @@ class _MessageReader:
         self, part: email.message.Message, payload: object, *, top_level: bool
     ) -> None:
         """A `multipart/*` part whose body has no boundary lines: its body is read as text."""
-        self._report_once(
-            "multipart_without_boundary",
-            Problem(
-                "multipart_without_boundary",
-                "A multipart part has no boundary lines in its body; its body was read as "
-                "plain text and no file could be taken from it.",
-            ),
-        )
+        self._report_once("multipart_without_boundary", Problem("multipart_without_boundary"))
         if not isinstance(payload, str) or not top_level:
             return
         self.aside.check(payload)
@@ -728,12 +691,7 @@ class _MessageReader:
         if not known:
             self._report_once(
                 f"unknown_charset:{label}",
-                Problem(
-                    "unknown_charset",
-                    f"A {content_type} body labelled with the charset {str(label)[:40]!r} "
-                    "cannot be decoded with it or any charset it is mistaken for; some "
-                    "characters are shown as replacement marks.",
-                ),
+                Problem("unknown_charset", {"charset": str(label)[:40], "part": content_type}),
             )
         return text
 
@@ -1093,22 +1051,6 @@ def _received_at(values: list[str], problems: list[Problem]) -> datetime | None:
     return None
 
 
-_REPLY_PROBLEM_TEXT = {
-    ATTACHMENT_MENTIONED_MISSING: "The message says files are attached, but it carries none; "
-    "the sender is told so and staff should answer.",
-    QUESTION_NEEDS_REPLY: "The message asks a question; staff should answer it.",
-}
-
-
-def _reply_problem(reason: str) -> Problem:
-    """The problem that says why staff must answer a message."""
-    return Problem(reason, _REPLY_PROBLEM_TEXT[reason])
-
-
 def date_out_of_range(header: str, value: str) -> Problem:
     """The problem for a date header whose zone offset no clock uses."""
-    return Problem(
-        "date_out_of_range",
-        f"The {header} header {value[:60]!r} has a time zone offset beyond any real zone; "
-        "the date was ignored and the rest of the message read as usual.",
-    )
+    return Problem("date_out_of_range", {"header": header, "value": value[:60]})

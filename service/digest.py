@@ -20,7 +20,8 @@ from notifications.message import MailAttachment
 from service.bootstrap import App
 from service.models import Outbox
 from service.outbox import queue_mail
-from service.register import attention_items, build_register
+from service.register import build_register
+from service.todo import todo_items, todo_url
 from service.workbook import register_workbook
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -66,7 +67,15 @@ def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
             recommendations_incomplete=sum(1 for row in current if not row["complete"]),
             submissions_by_status=statuses,
         ),
-        attention=[AttentionItem(**item) for item in attention_items(register)],
+        attention=[
+            AttentionItem(
+                category=item.label,
+                summary=item.summary,
+                where=item.where,
+                url=todo_url(item, app.settings.web.base_url),
+            )
+            for item in todo_items(register)
+        ],
         failed_sends=[
             FailedSend(
                 kind=row["kind"],
@@ -116,7 +125,7 @@ def queue_digest(app: App, *, now: datetime | None = None) -> int:
         workbook = MailAttachment(
             filename=f"案例征集登记表-{day}.xlsx",
             content_type=XLSX,
-            data=register_workbook(register),
+            data=register_workbook(register, base_url=app.settings.web.base_url),
         )
         queued = 0
         for address in due:

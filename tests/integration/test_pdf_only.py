@@ -10,7 +10,7 @@ import pytest
 from parsers.mail import parse_message
 from service.bootstrap import App
 from service.imports import import_submissions
-from service.register import attention_items
+from service.todo import todo_items
 from tests.support.apps import SAMPLES, register_of
 from tests.support.mailmaker import File, MailDrop, at, mail, pdf
 
@@ -56,7 +56,7 @@ def test_a_sealed_pdf_alone_records_the_units_cases_and_the_word_form_then_takes
     ]
     statuses = {row["ref"]: row["status"] for row in register_of(app)["submissions"]}
     assert statuses["KJCX2025-0003"] == "awaiting_word"
-    assert any(item["category"] == "缺Word版" for item in attention_items(register_of(app)))
+    assert "missing_word" in [item.kind for item in todo_items(register_of(app))]
 
     word_id = drop.arrive(
         app, mail(SENDER, "江苏移动推荐表（Word版）", [files["form_word"]], received=at(12))
@@ -69,6 +69,7 @@ def test_a_sealed_pdf_alone_records_the_units_cases_and_the_word_form_then_takes
     assert taken_over["pdf"]["message_id"] == pdf_id
     assert taken_over["complete"] is True
     assert taken_over["problems"] == []
+    assert "missing_word" not in [item.kind for item in todo_items(register)]
     assert {row["ref"]: row["status"] for row in register["submissions"]}["KJCX2025-0003"] == (
         "complete"
     )
