@@ -11,6 +11,7 @@ import pytest
 
 from service.digest import queue_digest
 from service.outbox import deliver
+from service.todo import todo_items
 from tests.support.apps import TRUTH, make_app, register_of, run_samples
 from tests.support.mailmaker import Case, Form, MailDrop, at, mail, pdf, word
 from tests.support.smtp_sink import ReceivedEnvelope, SmtpSink
@@ -159,6 +160,8 @@ def test_a_mail_that_says_files_are_attached_but_has_none_is_answered_and_waits_
         False,
     )
     assert message["reply_reasons"] == ["attachment_mentioned_missing", "question_needs_reply"]
+    [todo] = [item for item in todo_items(register_of(app)) if item.kind == "needs_reply"]
+    assert "没有附件" in todo.summary and "问题" in todo.summary
     [receipt] = smtp_sink.received
     for part in parts(receipt.message):
         assert "没有找到任何附件" in part
