@@ -92,7 +92,7 @@ CATALOGUE: dict[str, ProblemSpec] = {
         "info",
         "staff",
         "charset",
-        staff="这封邮件正文的文字编码（{charset}）无法识别或与内容不符，正文可能有个别乱码。"
+        staff="这封邮件正文的文字编码无法识别或与内容不符，正文可能有个别乱码。"
         "请在邮箱中打开来信核对正文。",
         log="a body labelled {charset!r} cannot be decoded with it or any charset it is "
         "mistaken for; some characters are replacement marks",
@@ -101,14 +101,14 @@ CATALOGUE: dict[str, ProblemSpec] = {
         "info",
         "staff",
         "header value",
-        staff="这封邮件的日期（{value}）明显不合理，收信时间以邮箱服务器记录为准，无需处理。",
+        staff="这封邮件的发信日期明显不合理，收信时间以邮箱服务器记录为准，无需处理。",
         log="the {header} header {value!r} is out of range; arrival time does not depend on it",
     ),
     "unreadable_date": _spec(
         "info",
         "staff",
         "value",
-        staff="这封邮件的发信日期（{value}）无法识别，收信时间以邮箱服务器记录为准，无需处理。",
+        staff="这封邮件的发信日期无法识别，收信时间以邮箱服务器记录为准，无需处理。",
         log="the Date header {value!r} cannot be read; arrival time does not depend on it",
     ),
     "control_characters": _spec(
