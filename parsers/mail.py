@@ -771,7 +771,6 @@ CHARSET_SUPERSETS: dict[str, tuple[str, ...]] = {
     "iso2022_jp_ext": ("iso2022_jp_2", "iso2022_jp_2004", "cp50220", "cp932"),
     "gb18030": ("hz",),
     "hz": ("gb18030",),
-    "cp932": ("cp50220",),
 }
 """The codecs tried, in order, when a label's own codec fails. `cp50220` names our reading of
 ISO-2022-JP through CP932 (`iso2022jp_as_cp932`); `cp932` after it catches Shift_JIS mail
