@@ -373,6 +373,7 @@ class _MessageReader:
         self.parts_seen = 0
         self.reported: set[str] = set()
         self.found = _Collected(problems=list(early))
+        self.reported.update(problem.code for problem in early)
 
     def read(self, message: email.message.Message) -> ParsedMessage:
         headers = _raw_headers(message)
@@ -383,6 +384,8 @@ class _MessageReader:
             or self._first_address(headers, "sender")
             or ("", "")
         )
+        if not sender:  # never lose the sender without saying so
+            self._report_once("headers_damaged", Problem("headers_damaged"))
         self._walk(message, depth=0, container=None, top_level=True)
         text = "\n".join(self.found.texts)
         html = "\n".join(self.found.htmls)

@@ -160,3 +160,10 @@ def test_real_zone_offsets_at_the_edges_are_read():
 
     assert parsed.date == datetime(2025, 7, 13, 19, 0, tzinfo=UTC)
     assert parsed.problems == []
+
+
+def test_a_message_without_any_sender_says_so():
+    parsed = parse_message(lines("Subject: 推荐表", "To: cases@cace.example", "", "正文"))
+
+    assert (parsed.sender, parsed.subject) == ("", "推荐表")
+    assert [problem.code for problem in parsed.problems] == ["headers_damaged"]
