@@ -192,6 +192,10 @@ _STANDARD_HEADER_LINE = re.compile(
 )
 
 
+_REPAIR_WINDOW_BYTES = 64 * 1024
+"""A header block is looked for in the first this many bytes."""
+
+
 def repair_unindented_headers(raw: bytes) -> tuple[bytes, bool]:
     """Rejoin header lines a gateway wrapped without indentation; say whether any were.
 
@@ -200,8 +204,10 @@ def repair_unindented_headers(raw: bytes) -> tuple[bytes, bool]:
     a continuation only when a standard header follows it before the blank line, so a message
     whose body merely starts without a blank line is left alone.
     """
-    header_end = _BLANK_LINE.search(raw)
-    block = raw if header_end is None else raw[: header_end.start() + 1]
+    header_end = _BLANK_LINE.search(raw, 0, _REPAIR_WINDOW_BYTES)
+    if header_end is None:
+        return raw, False  # no header block ends in sight: nothing to tell headers from body
+    block = raw[: header_end.start() + 1]
     lines = block.splitlines(keepends=True)
     stray = [
         index
