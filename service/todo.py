@@ -164,11 +164,12 @@ def _message_items(register: dict[str, Any]) -> list[TodoItem]:
                 )
             )
         if message.get("needs_reply"):
+            reasons = message.get("reply_reasons") or ["question_needs_reply"]
             items.append(
                 TodoItem(
                     id=f"needs_reply:{key}",
                     kind="needs_reply",
-                    summary=render("question_needs_reply", {}, "staff") or "",
+                    summary="".join(render(reason, {}, "staff") or "" for reason in reasons),
                     where=where,
                     link=link,
                     details=details,
