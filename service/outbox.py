@@ -165,8 +165,21 @@ def queue_mail(
 def _replies_allowed(app: App, message: Message) -> bool:
     if message.no_reply or message.kind in NO_REPLY_KINDS or message.kind not in RECEIPT_KINDS:
         return False
-    start = app.settings.campaign.starts
-    return app.settings.campaign.reply_to_old_mail or start is None or message.received_at >= start
+    return replies_to_old_mail_allowed(app, message)
+
+
+def replies_to_old_mail_allowed(app: App, message: Message) -> bool:
+    """Whether `message` may get automatic replies, judged by when it came.
+
+    `campaign.reply_to_old_mail` allows all; else `campaign.starts`, when set, decides; else
+    mail that was already in the mailbox at its first poll gets none.
+    """
+    campaign = app.settings.campaign
+    if campaign.reply_to_old_mail:
+        return True
+    if campaign.starts is not None:
+        return message.received_at >= campaign.starts
+    return not message.before_first_poll
 
 
 def _receipts_today(session: Session, address: str, now: datetime) -> tuple[int, bool]:

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from config.settings import Settings
 from parsers.normalize import units_match
+from service.faults import RETRY_BOUND
 from service.models import (
     Attachment,
     CaseRow,
@@ -300,6 +301,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             {"address": row.address, "reason": row.reason}
             for row in sorted(session.exec(select(Suppression)).all(), key=lambda row: row.address)
         ],
+        "outages": outages(messages, settings),
         "mailboxes": [
             {
                 "account": cursor.account,
@@ -317,6 +319,33 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     }
 
 
+OUTAGE_LABELS = {"database": "数据库", "storage": "存档磁盘", "lock": "数据库（被占用）"}
+"""How an outage's kind reads for staff."""
+
+
+def outages(messages: Sequence[Message], settings: Settings) -> list[dict[str, Any]]:
+    """Transient failures still pending, one entry per kind of fault (database, storage,
+    lock): since when, the last error, the most tries one message has had, how many wait."""
+    by_fault: dict[str, list[Message]] = {}
+    for message in messages:
+        if message.status == "pending" and message.fault is not None:
+            by_fault.setdefault(message.fault, []).append(message)
+    entries: list[dict[str, Any]] = []
+    for fault, waiting in sorted(by_fault.items()):
+        latest = max(waiting, key=lambda message: message.retry_at or message.received_at)
+        entries.append(
+            {
+                "what": fault,
+                "since": iso(min(m.fault_since or m.received_at for m in waiting), settings),
+                "last_error": latest.fault_error,
+                "retries": max(message.retries for message in waiting),
+                "messages": len(waiting),
+                "lasting": any(message.retries >= RETRY_BOUND for message in waiting),
+            }
+        )
+    return entries
+
+
 def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
     """Everything in the register that needs a person: what, where, what to do."""
     items: list[dict[str, str]] = []
@@ -331,6 +360,17 @@ def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
                     "whether it has recovered",
                 }
             )
+    for outage in register.get("outages", []):
+        what = OUTAGE_LABELS.get(outage["what"], outage["what"])
+        items.append(
+            {
+                "category": "暂时故障",
+                "what": f"{what}暂时不可用，{outage['messages']}封来信尚未处理完"
+                f"（自{outage['since']}起，已重试{outage['retries']}次）",
+                "where": "系统",
+                "action": "系统会自动重试，无需处理来信；若长时间未恢复，请联系运维人员",
+            }
+        )
     for message in register["messages"]:
         where = f"{message['sender']} «{message['subject']}» ({message['received_at']})"
         if message["status"] == "needs_attention":
