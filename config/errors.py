@@ -41,12 +41,24 @@ class StorageError(IntakeError, OSError):
 
 
 class DeliveryError(IntakeError, ConnectionError):
-    """Outgoing mail could not be handed over; `permanent` says whether to retry."""
+    """Outgoing mail could not be handed over; `permanent` says whether to retry.
 
-    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+    `unconfirmed`: the message may have been taken all the same (the connection was lost
+    or timed out during DATA, before the server's reply): resending it may duplicate it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: int | None = None,
+        unconfirmed: bool = False,
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.unconfirmed = unconfirmed
 
 
 class TemplateError(IntakeError, ValueError):

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 LOGIN_REFUSED = re.compile(r"^login to \S+ refused")
 """How `ImapMailbox` words a `MailboxLoginError`; ingest stores only the error's text."""
 
-OUTBOX_STATUSES = ("pending", "sent", "failed", "suppressed")
+OUTBOX_STATUSES = ("pending", "unconfirmed", "sent", "failed", "suppressed")
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 

@@ -31,6 +31,7 @@ STATUS_CN = {
     "processed": "已处理",
     "needs_attention": "需人工处理",
     "pending": "待发送",
+    "unconfirmed": "未确认送达（将重发一次）",
     "sent": "已发送",
     "failed": "发送失败",
     "suppressed": "不发送",
