@@ -89,6 +89,14 @@ def run(action: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+def first_poll_notice(count: int) -> str:
+    """What the terminal says after the first poll of a mailbox that already held mail."""
+    return (
+        f"首次读取邮箱：邮箱中已有{count}封来信，均已登记和处理，但不会自动回复这些来信。"
+        "如需回复，请在配置中填写征集开始时间，或设置为回复旧邮件后重新处理。"
+    )
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -165,8 +173,11 @@ def poll_command(
         err.print(
             f"listed {report.listed}, archived {report.archived}, duplicates {report.duplicates}, "
             f"too large {report.too_large}, processed {report.processed}, "
-            f"needs attention {report.needs_attention}, marked {report.marked}"
+            f"needs attention {report.needs_attention}, waiting {report.deferred}, "
+            f"marked {report.marked}"
         )
+        if report.old_mail:
+            err.print(first_poll_notice(report.old_mail), highlight=False)
         if report.error:
             err.print(f"[red]mailbox error:[/red] {report.error}", highlight=False)
             return 1
@@ -343,6 +354,11 @@ def reprocess_command(
         err.print(
             f"reprocessed: {counts.processed} processed, {counts.needs_attention} need attention"
         )
+        if counts.deferred:
+            err.print(
+                "stopped at a message that met a passing fault (database or disk); the rest "
+                "stay pending and the next poll goes on with them"
+            )
 
     run(body)
 

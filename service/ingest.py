@@ -150,8 +150,7 @@ def _process_all(app: App, report: PollReport, *, renew: Callable[[], bool]) -> 
         report.processed += counts.processed
         report.needs_attention += counts.needs_attention
         report.deferred += counts.deferred
-        settled = counts.processed + counts.needs_attention
-        if counts.paused or counts.tried < PROCESS_CHUNK or not settled:
+        if counts.deferred or counts.settled < PROCESS_CHUNK:
             return
         _renew_or_stop(renew)
 

@@ -35,62 +35,51 @@ PDF_TEXT_KEPT = 20_000
 """Characters of a PDF's text layer kept for pairing evidence."""
 
 
-PAUSE_AFTER = 3
-"""Consecutive transient failures after which one run stops (the outage is likely general)."""
-
-
 @dataclass
 class ProcessCounts:
-    """How many pending messages ended processed, how many need a person, how many wait
-    for a transient fault to pass (`deferred`)."""
+    """How many pending messages ended processed, how many need a person, and whether the
+    run stopped at a message that waits for a transient fault to pass (`deferred`)."""
 
     processed: int = 0
     needs_attention: int = 0
     deferred: int = 0
-    paused: bool = False  # stopped early after PAUSE_AFTER transient failures in a row
 
     @property
-    def tried(self) -> int:
-        """Messages this run took up."""
-        return self.processed + self.needs_attention + self.deferred
+    def settled(self) -> int:
+        """Messages this run brought to their outcome."""
+        return self.processed + self.needs_attention
 
 
 def process_pending(app: App, *, limit: int | None = None) -> ProcessCounts:
-    """Process every archived message not yet processed and due, oldest arrival first.
+    """Process the archived messages not yet processed, oldest arrival first, in order.
 
-    A message that failed transiently is due again at its `retry_at`.
+    Order matters (a unit's later form supersedes its earlier one), so the run stops at the
+    first message that fails transiently, and waits while the oldest pending message waits
+    out its back-off (`retry_at`): the next run goes on from there, as an uninterrupted
+    run would have.
     """
     counts = ProcessCounts()
     now = app.clock()
     with Session(app.engine) as session:
         pending = session.exec(
-            select(col(Message.id), col(Message.sha256))
-            .where(
-                col(Message.status) == "pending",
-                sa.or_(col(Message.retry_at).is_(None), col(Message.retry_at) <= now),
-            )
+            select(col(Message.id), col(Message.sha256), col(Message.retry_at))
+            .where(col(Message.status) == "pending")
             .order_by(col(Message.received_at), col(Message.id))
+            .limit(limit)
         ).all()
-    in_a_row = 0
-    for position, (message_pk, sha256) in enumerate(pending):
-        if limit is not None and position >= limit:
-            break
+    for message_pk, sha256, retry_at in pending:
         assert message_pk is not None
+        if retry_at is not None and retry_at > now:
+            counts.deferred += 1
+            logger.info("message %s waits for its next try at %s", message_pk, retry_at)
+            break
         status = process_message(app, message_pk, sha256=sha256)
-        in_a_row = in_a_row + 1 if status == "pending" else 0
         if status == "needs_attention":
             counts.needs_attention += 1
         elif status == "processed":
             counts.processed += 1
         elif status == "pending":
             counts.deferred += 1
-        if in_a_row >= PAUSE_AFTER:
-            counts.paused = True
-            logger.warning(
-                "processing paused after %d transient failures in a row; the next poll "
-                "goes on from here",
-                in_a_row,
-            )
             break
     return counts
 
