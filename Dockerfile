@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# intake: the service image. Data lives in the volume /app/var (see docs/deployment.md).
+# intake: the service image. Data lives in the volume /app/var (see docs/operations.md).
 #   docker build -t intake .
 #   docker run --rm -v intake-var:/app/var intake intake db upgrade
 #   docker run -d --name intake -v intake-var:/app/var -e INTAKE_CONFIG=/app/var/intake.toml intake

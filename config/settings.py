@@ -209,6 +209,17 @@ class HealthSettings(Section):
     port: int = 0  # 0: off
 
 
+class WebSettings(Section):
+    """The staff workspace: where it listens and the address staff open it at."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str | None = None  # e.g. "https://intake.example.org"; links in mail need it
+    session_secret_file: Path | None = None
+    session_hours: int = 12
+
+
 class Settings(BaseSettings):
     """Everything intake can be told; built once by `load_settings` and passed down."""
 
@@ -225,6 +236,7 @@ class Settings(BaseSettings):
     matching: MatchingSettings = MatchingSettings()
     submissions: SubmissionsSettings = SubmissionsSettings()
     health: HealthSettings = HealthSettings()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -238,7 +250,8 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def _config_path(explicit: Path | None) -> Path | None:
+def config_path(explicit: Path | None) -> Path | None:
+    """The configuration file in effect: `explicit`, else `$INTAKE_CONFIG`, else ./intake.toml."""
     if explicit is not None:
         return explicit
     from_env = os.environ.get("INTAKE_CONFIG")
@@ -272,7 +285,7 @@ def load_settings(path: Path | None = None) -> Settings:
 
     Raises `ConfigError` naming the key and the file for anything unknown or invalid.
     """
-    source_path = _config_path(path)
+    source_path = config_path(path)
     source = str(source_path) if source_path else "built-in defaults"
     data: dict[str, Any] = {}
     if source_path is not None:
@@ -287,7 +300,7 @@ def load_settings(path: Path | None = None) -> Settings:
     unknown = _unknown_env_keys()
     if unknown:
         raise ConfigError(
-            f"environment: unknown setting {unknown[0]} (see interface.md for the keys)",
+            f"environment: unknown setting {unknown[0]} (docs/configuration.md lists the keys)",
             key=unknown[0],
             source="environment",
         )

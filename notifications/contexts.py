@@ -60,6 +60,24 @@ SUBMISSION_STATUS_LABELS: dict[str, str] = {
     "awaiting_word": "待Word推荐表",
 }
 RESULT_LABELS: dict[str, str] = {"selected": "入选", "not_selected": "未入选"}
+MESSAGE_STATUS_LABELS: dict[str, str] = {
+    "pending": "待处理",
+    "processed": "已处理",
+    "needs_attention": "需人工处理",
+}
+OUTBOX_STATUS_LABELS: dict[str, str] = {
+    "pending": "待发送",
+    "sent": "已发送",
+    "failed": "发送失败",
+    "suppressed": "不发送",
+}
+OUTBOX_KIND_LABELS: dict[str, str] = {
+    "unit_receipt": "推荐单位回执",
+    "applicant_receipt": "申报单位回执",
+    "result": "结果通知",
+    "digest": "每日汇总",
+}
+RECOMMENDATION_STATE_LABELS: dict[str, str] = {"complete": "材料齐全", "incomplete": "材料未齐"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,12 +226,12 @@ class CampaignTotals:
 
 @dataclass(frozen=True, kw_only=True)
 class AttentionItem:
-    """Something a person must look at: what, where, and what to do about it."""
+    """Something a person must do: its kind in Chinese, what and what to do, where, its page."""
 
-    category: str  # e.g. "匹配待核对", "解析失败"
-    what: str
+    category: str  # e.g. "匹配待核对"
+    summary: str  # one Chinese sentence: what it is and what to do
     where: str
-    action: str
+    url: str | None = None  # the workspace page, when web.base_url is set
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +275,7 @@ class Digest:
     failed_sends: list[FailedSend] = field(default_factory=list)
     suppressed: list[SuppressedAddress] = field(default_factory=list)
     late: list[LateItem] = field(default_factory=list)
+    outages: list[str] = field(default_factory=list)  # one Chinese sentence per passing fault
 
 
 MailContext: TypeAlias = UnitReceipt | ApplicantReceipt | ResultNotice | Digest
@@ -370,15 +389,16 @@ def sample_context(kind: MailKind) -> MailContext:
         attention=[
             AttentionItem(
                 category="匹配待核对",
-                what="第2行「工业互联网标识解析赋能纺织产业链」有两个相近的在线申报",
-                where="中国移动通信集团浙江有限公司推荐表 第1版",
-                action="在系统中确认对应的申报编号",
+                summary="第2行「工业互联网标识解析赋能纺织产业链」有几项相近的在线申报："
+                "「ICT2025-0031（得分 81）」、「ICT2025-0044（得分 78）」。"
+                "请确认这一行对应哪一项。",
+                where="中国移动通信集团浙江有限公司（第1版推荐表）",
+                url="https://intake.example.org/units/3#row-2",
             ),
             AttentionItem(
-                category="解析失败",
-                what="推荐表.doc 无法读取",
-                where="来自 zhang@example.com 的邮件「推荐材料」",
-                action="请联系推荐单位重新发送.docx格式",
+                category="来信待处理",
+                summary="推荐表《推荐表.doc》无法打开。请联系发件人用Word另存为.docx格式后重新发送。",
+                where="zhang@example.com「推荐材料」（2025-07-20 16:12）",
             ),
         ],
         failed_sends=[

@@ -17,10 +17,12 @@ from notifications.contexts import (
     SuppressedAddress,
 )
 from notifications.message import MailAttachment
+from parsers.problems import render
 from service.bootstrap import App
 from service.models import Outbox
 from service.outbox import queue_mail
-from service.register import attention_items, build_register
+from service.register import OUTAGE_LABELS, build_register
+from service.todo import todo_items, todo_url
 from service.workbook import register_workbook
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -66,13 +68,24 @@ def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
             recommendations_incomplete=sum(1 for row in current if not row["complete"]),
             submissions_by_status=statuses,
         ),
-        attention=[AttentionItem(**item) for item in attention_items(register)],
+        attention=[
+            AttentionItem(
+                category=item.label,
+                summary=item.summary,
+                where=item.where,
+                url=todo_url(item, app.settings.web.base_url),
+            )
+            for item in todo_items(register)
+        ],
+        outages=[outage_sentence(outage) for outage in register.get("outages", [])],
         failed_sends=[
             FailedSend(
                 kind=row["kind"],
                 recipients=row["to"],
                 subject=row["subject"],
-                reason=row["last_error"] or "",
+                reason=(render("mail_unconfirmed", {}, "staff") or "")
+                if row.get("unconfirmed")
+                else row["last_error"] or "",
                 attempts=row["attempts"],
             )
             for row in register["outbox"]
@@ -91,6 +104,13 @@ def digest_context(app: App, register: dict[str, Any], now: datetime) -> Digest:
             if message["late"]
         ],
     )
+
+
+def outage_sentence(outage: dict[str, Any]) -> str:
+    """A register `outages` entry as staff read it: what is down, since when, what waits."""
+    what = OUTAGE_LABELS.get(outage["what"], outage["what"])
+    text = render("transient_failure", {"what": what}, "staff") or ""
+    return f"{text}（{outage['messages']}封来信待处理，已重试{outage['retries']}次）"
 
 
 def queue_digest(app: App, *, now: datetime | None = None) -> int:
@@ -116,7 +136,7 @@ def queue_digest(app: App, *, now: datetime | None = None) -> int:
         workbook = MailAttachment(
             filename=f"案例征集登记表-{day}.xlsx",
             content_type=XLSX,
-            data=register_workbook(register),
+            data=register_workbook(register, base_url=app.settings.web.base_url),
         )
         queued = 0
         for address in due:

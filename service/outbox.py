@@ -57,6 +57,7 @@ from notifications.message import (
 from notifications.render import RenderedMail
 from notifications.transport import Sender
 from parsers.classify import is_no_reply_address
+from parsers.model import Problem
 from service.bootstrap import App
 from service.db import is_postgres
 from service.leases import LeaseBusyError, held_lease
@@ -336,11 +337,17 @@ def unit_receipt_context(
         cases=cases,
         missing=missing,
         large_attachment_links=links,
-        problems=[problem for problem in message.problems if "internal error" not in problem][:10],
+        problems=sender_texts(message.problems)[:10],
         recommendation_complete=bool(recommendation and recommendation.complete),
         version=recommendation.version if recommendation else 1,
         supersedes_earlier=bool(recommendation and recommendation.version > 1),
     )
+
+
+def sender_texts(stored: Sequence[object]) -> list[str]:
+    """The Chinese sender texts of stored problems that concern the sender, each once."""
+    texts = (Problem.from_json(item).sender_text for item in stored)
+    return list(dict.fromkeys(text for text in texts if text))
 
 
 def queue_applicant_receipts(
@@ -617,6 +624,7 @@ def _record_unconfirmed(
         )
         return
     row.status = "unconfirmed"
+    row.unconfirmed_at = now
     row.next_attempt_at = now + app.settings.smtp.resend_unconfirmed_after
     report.retried += 1
     logger.warning(

@@ -233,6 +233,8 @@ class Service:
         while not self.stop.is_set():
             try:
                 with self.app.open_mailbox() as mailbox:
+                    # from here on, new mail is announced (tests wait for this line, not a timer)
+                    self.app.log(event_line("idle_waiting", folder=mailbox.folder))
                     while not self.stop.is_set():
                         began = time.monotonic()
                         if mailbox.wait_for_new(wait):

@@ -19,7 +19,7 @@ from notifications.contexts import (
     SEAL_LABELS,
     SUBMISSION_STATUS_LABELS,
 )
-from service.register import attention_items
+from service.todo import todo_items, todo_url
 
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 MAX_WIDTH = 60
@@ -85,7 +85,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def register_workbook(register: dict[str, Any]) -> bytes:
+def register_workbook(register: dict[str, Any], *, base_url: str | None = None) -> bytes:
     """Sheets 推荐单位, 案例, 在线申报, 待处理, 邮件 (received) and 发出邮件 as .xlsx bytes."""
     workbook = Workbook(write_only=True)
     _sheet(
@@ -137,7 +137,7 @@ def register_workbook(register: dict[str, Any]) -> bytes:
             ("匹配方式", lambda r: _cn(MATCH_CN)(r["match"])),
             ("得分", lambda r: r["score"]),
             ("候选", lambda r: [f"{ref}({score})" for ref, score in r["candidates"]]),
-            ("提示", lambda r: r["warnings"]),
+            ("提示", lambda r: [entry["text"] for entry in r["warnings"]]),
         ],
         cases,
     )
@@ -170,11 +170,19 @@ def register_workbook(register: dict[str, Any]) -> bytes:
         "待处理",
         [
             ("类别", lambda r: r["category"]),
-            ("事项", lambda r: r["what"]),
-            ("位置", lambda r: r["where"]),
-            ("处理办法", lambda r: r["action"]),
+            ("事项与处理办法", lambda r: r["summary"]),
+            ("涉及", lambda r: r["where"]),
+            ("工作台链接", lambda r: r["url"] or "请在工作台的“待处理”页面处理"),
         ],
-        attention_items(register),
+        [
+            {
+                "category": item.label,
+                "summary": item.summary,
+                "where": item.where,
+                "url": todo_url(item, base_url),
+            }
+            for item in todo_items(register)
+        ],
     )
     _sheet(
         workbook,
@@ -193,7 +201,7 @@ def register_workbook(register: dict[str, Any]) -> bytes:
                     for item in r["attachments"]
                 ],
             ),
-            ("问题", lambda r: r["problems"]),
+            ("问题", lambda r: [entry["text"] for entry in r["problems"]]),
             ("Message-ID", lambda r: r["message_id"]),
         ],
         register["messages"],

@@ -55,7 +55,7 @@ def test_the_xlsx_export_is_one_workbook_staff_can_filter_and_read(config: Path,
     assert status["A004"] == "待Word推荐表"
     assert status["V001"] == "材料齐全"
     todo = [row[0] for row in workbook["待处理"].iter_rows(min_row=2, values_only=True)]
-    assert "PDF待对应" in todo and "逾期" in todo
+    assert "盖章PDF待对应" in todo and "逾期送达" in todo
     mail_rows = list(workbook["邮件"].iter_rows(min_row=2, values_only=True))
     assert len(mail_rows) == 4
     title_width = units.column_dimensions["B"].width
@@ -67,9 +67,9 @@ def test_status_piped_is_plain_text_with_the_counts_and_what_needs_a_person(conf
 
     assert "\x1b[" not in done.stdout
     text = done.stdout
-    assert "awaiting_word" in text and "awaiting_recommendation" in text
-    assert "needs a person" in text
-    assert "PDF待对应" in text and "逾期" in text
+    assert "待Word推荐表" in text and "待推荐表" in text
+    assert "需要人工处理" in text
+    assert "盖章PDF待对应" in text and "逾期送达" in text
     assert JIANGXI[:4] in text
 
 
@@ -79,4 +79,4 @@ def test_status_on_a_terminal_is_rich(config: Path):
     )
 
     assert "\x1b[" in done.stdout
-    assert "needs a person" in done.stdout
+    assert "需要人工处理" in done.stdout

@@ -1,7 +1,8 @@
-"""Transient faults and the first poll: message retry state, poll_cursor.first_poll_at
+"""Transient faults and the first poll: message retry state, poll_cursor.first_poll_at,
+outbox.unconfirmed_at
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 22:30:00
 """
 
@@ -13,7 +14,7 @@ from alembic import op
 from service.models import UTCDateTime
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -33,6 +34,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("first_listing_uid", sa.BigInteger(), nullable=False, server_default="0")
         )
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("unconfirmed_at", UTCDateTime(), nullable=True))
     # a mailbox polled before this revision has had its first poll
     cursor = sa.table(
         "poll_cursor", sa.column("first_poll_at", UTCDateTime()),
@@ -42,6 +45,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("unconfirmed_at")
     with op.batch_alter_table("poll_cursor") as batch:
         batch.drop_column("first_listing_uid")
         batch.drop_column("first_poll_at")
