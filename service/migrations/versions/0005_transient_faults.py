@@ -20,22 +20,23 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("message") as batch:
-        batch.add_column(
-            sa.Column("before_first_poll", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(sa.Column("fault", sa.String(length=20), nullable=True))
-        batch.add_column(sa.Column("fault_error", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("fault_since", UTCDateTime(), nullable=True))
-        batch.add_column(sa.Column("retries", sa.Integer(), nullable=False, server_default="0"))
-        batch.add_column(sa.Column("retry_at", UTCDateTime(), nullable=True))
-    with op.batch_alter_table("poll_cursor") as batch:
-        batch.add_column(sa.Column("first_poll_at", UTCDateTime(), nullable=True))
-        batch.add_column(
-            sa.Column("first_listing_uid", sa.BigInteger(), nullable=False, server_default="0")
-        )
-    with op.batch_alter_table("outbox") as batch:
-        batch.add_column(sa.Column("unconfirmed_at", UTCDateTime(), nullable=True))
+    # plain ADD COLUMN (SQLite has it): a batch copy of `message` would drop the old table,
+    # and with foreign keys on that cascades to every attachment
+    op.add_column(
+        "message",
+        sa.Column("before_first_poll", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("message", sa.Column("fault", sa.String(length=20), nullable=True))
+    op.add_column("message", sa.Column("fault_error", sa.Text(), nullable=True))
+    op.add_column("message", sa.Column("fault_since", UTCDateTime(), nullable=True))
+    op.add_column("message", sa.Column("retries", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("message", sa.Column("retry_at", UTCDateTime(), nullable=True))
+    op.add_column("poll_cursor", sa.Column("first_poll_at", UTCDateTime(), nullable=True))
+    op.add_column(
+        "poll_cursor",
+        sa.Column("first_listing_uid", sa.BigInteger(), nullable=False, server_default="0"),
+    )
+    op.add_column("outbox", sa.Column("unconfirmed_at", UTCDateTime(), nullable=True))
     # a mailbox polled before this revision has had its first poll
     cursor = sa.table(
         "poll_cursor", sa.column("first_poll_at", UTCDateTime()),
@@ -44,13 +45,15 @@ def upgrade() -> None:
     op.get_bind().execute(cursor.update().values(first_poll_at=cursor.c.last_poll_at))
 
 
+DROPPED = {
+    "outbox": ("unconfirmed_at",),
+    "poll_cursor": ("first_listing_uid", "first_poll_at"),
+    "message": ("retry_at", "retries", "fault_since", "fault_error", "fault", "before_first_poll"),
+}
+
+
 def downgrade() -> None:
-    with op.batch_alter_table("outbox") as batch:
-        batch.drop_column("unconfirmed_at")
-    with op.batch_alter_table("poll_cursor") as batch:
-        batch.drop_column("first_listing_uid")
-        batch.drop_column("first_poll_at")
-    with op.batch_alter_table("message") as batch:
-        for name in ("retry_at", "retries", "fault_since", "fault_error", "fault"):
-            batch.drop_column(name)
-        batch.drop_column("before_first_poll")
+    # ALTER TABLE ... DROP COLUMN exists on both backends (SQLite since 3.35); no batch copy
+    for table, columns in DROPPED.items():
+        for column in columns:
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
