@@ -74,3 +74,14 @@ class TemplateError(IntakeError, ValueError):
     def __init__(self, message: str, *, template: str | None = None) -> None:
         super().__init__(message)
         self.template = template
+
+
+class ConfirmationNeededError(IntakeError, ValueError):
+    """A change too large to make unasked (e.g. many withdrawals at once): nothing was done.
+
+    `items` names what would change, so the person can check before confirming.
+    """
+
+    def __init__(self, message: str, *, items: list[str]) -> None:
+        super().__init__(message)
+        self.items = items
