@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from config.errors import ConfirmationNeededError
 from service.bootstrap import App
+from service.scheduler import import_watch_folder
 from tests.support.apps import register_of
 from tests.support.mailmaker import (
     CAMPAIGN_SUBMISSIONS,
@@ -20,6 +22,7 @@ from tests.support.mailmaker import (
     MailDrop,
     Online,
     at,
+    export_csv,
     import_export,
     mail,
     pdf,
@@ -216,3 +219,17 @@ def test_a_dry_run_reports_what_would_change_and_changes_nothing(app: App, tmp_p
     assert report.added == ["P007"] and report.changed == ["P001"]
     assert report.withdrawn == ["P004", "P005"]
     assert register_of(app)["submissions"] == before["submissions"]
+
+
+def test_the_watch_folder_never_withdraws_by_absence_either(app: App, tmp_path: Path):
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    (watch / "all.csv").write_bytes(export_csv(ONE_PROVINCE))
+    later = datetime.now(UTC) + timedelta(days=1)
+    import_watch_folder(app, watch, settled_before=later)
+    (watch / "hebei.csv").write_bytes(export_csv(ONE_PROVINCE[:2]))
+
+    [watched] = import_watch_folder(app, watch, settled_before=later)
+
+    assert watched.report is not None and watched.report.withdrawn == []
+    assert not any(row["withdrawn"] for row in submissions(app).values())
