@@ -79,7 +79,18 @@ def run(action: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
-    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+    except Exception as exc:
+        from service.faults import one_line, transient_fault
+
+        fault = transient_fault(exc)
+        if fault is not None:  # a passing fault: say so, no traceback, nothing was lost
+            err.print(
+                f"[red]{fault} unavailable:[/red] {one_line(exc)} — nothing was lost; "
+                "run the command again once it is back",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
+        # a bug: one line for the user, the traceback with -v
         logging.getLogger("intake").debug("internal error", exc_info=True)
         err.print(
             f"[red]internal error:[/red] {exc!r} — please report it; run again with -v for "

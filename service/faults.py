@@ -65,7 +65,7 @@ def transient_fault(exc: BaseException) -> Fault | None:
 
 def retry_delay(retries: int) -> timedelta:
     """How long to wait after the `retries`-th failed try (1-based): doubling, capped."""
-    doubled: timedelta = RETRY_BASE * (2 ** max(retries - 1, 0))
+    doubled: timedelta = RETRY_BASE * (2 ** min(max(retries - 1, 0), 20))  # no overflow
     return min(doubled, RETRY_CAP)
 
 
