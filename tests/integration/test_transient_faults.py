@@ -20,7 +20,9 @@ from sqlmodel import Session, select
 
 from config.settings import SAMPLES
 from service.bootstrap import App
-from service.faults import RETRY_CAP
+from service.digest import render_digest
+from service.faults import RETRY_BOUND, RETRY_CAP
+from service.health import check_health
 from service.imports import import_submissions
 from service.ingest import PollReport, poll
 from service.models import Message, Outbox
@@ -267,4 +269,41 @@ def test_an_archive_disk_that_fills_up_then_grows_ends_with_every_message_proces
     assert register_of(app)["outages"] == []
     assert len(folder_hashes(dovecot, username, PROCESSED)) == len(raws)
     assert "Traceback" not in capfd.readouterr().err
+    app.engine.dispose()
+
+
+def test_a_lasting_outage_shows_in_health_the_register_and_the_digest_then_clears(
+    sqlite_url, tmp_path, dovecot, small_disk
+):
+    raws = [small_message(number, run="lasting", attachment_size=900_000) for number in range(8)]
+    username, password = dovecot.user("lasting")
+    with dovecot.client(username) as client:
+        append_all(client, raws)
+    clock = MovableClock(at(20))
+    app = make_app(
+        sqlite_url,
+        small_disk,
+        open_mailbox=imap_mailbox(dovecot, username, password),
+        mailbox={"after": f"move:{PROCESSED}", "batch_size": 1},
+        clock=clock,
+    )
+
+    for _ in range(RETRY_BOUND):
+        poll(app)
+        clock.now += RETRY_CAP
+
+    [outage] = register_of(app)["outages"]
+    assert outage["what"] == "storage" and outage["lasting"] is True
+    assert outage["retries"] >= RETRY_BOUND and outage["messages"] >= 1
+    healthy, lines = check_health(app)
+    assert not healthy and any(line.startswith("FAIL outage: storage") for line in lines)
+    digest = render_digest(app)
+    assert "暂时故障" in digest and "存档磁盘暂时中断" in digest
+
+    grow(small_disk)
+    poll_until_idle(app, clock, dovecot, username)
+
+    assert register_of(app)["outages"] == []
+    assert not any(line.startswith(("FAIL outage", "warn outage")) for line in check_health(app)[1])
+    assert "暂时故障" not in render_digest(app)
     app.engine.dispose()
