@@ -250,6 +250,21 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
+def trial_warning(settings: Settings) -> str | None:
+    """One line when the settings would surprise an operator: the bundled sample mailbox is
+    read, or mail is written to files instead of sent. None for a real deployment."""
+    parts = []
+    mailbox = settings.mailbox
+    if mailbox.kind == "directory" and Path(mailbox.path).resolve() == SAMPLE_MAILBOX:
+        parts.append("the mailbox is the bundled sample mailbox, not a real one")
+    if settings.smtp.kind == "file":
+        parts.append(f"mail is written as files to {settings.smtp.path}/, not sent")
+    if not parts:
+        return None
+    advice = "configure the mailbox and smtp sections, e.g. with intake init"
+    return f"trial settings: {'; '.join(parts)} ({advice})"
+
+
 def config_path(explicit: Path | None) -> Path | None:
     """The configuration file in effect: `explicit`, else `$INTAKE_CONFIG`, else ./intake.toml."""
     if explicit is not None:

@@ -7,6 +7,7 @@ so that every template and every mail says the same thing the same way.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Literal, TypeAlias
@@ -60,6 +61,30 @@ SUBMISSION_STATUS_LABELS: dict[str, str] = {
     "awaiting_word": "待Word推荐表",
 }
 RESULT_LABELS: dict[str, str] = {"selected": "入选", "not_selected": "未入选"}
+
+_SPACE_IN_CHINESE = re.compile(
+    r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])[ \t\u3000\u00a0]+"
+    r"(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])"
+)
+
+
+_SMTP_CODE = re.compile(r"\b([45]\d\d)\b")
+
+
+def delivery_failure_words(last_error: str | None) -> str:
+    """Why a mail was not delivered, in Chinese: the server's refusal code, not its English."""
+    found = _SMTP_CODE.search(last_error or "")
+    return f"对方邮件服务器拒收（代码{found.group(1)}）" if found else "未能送达"
+
+
+def tidy(value: str | None) -> str | None:
+    """A value echoed from a form, shown without the stray spaces between Chinese characters
+    that Word tables and typing leave (the register keeps it as written)."""
+    if value is None:
+        return None
+    return _SPACE_IN_CHINESE.sub("", value).strip()
+
+
 MESSAGE_STATUS_LABELS: dict[str, str] = {
     "pending": "待处理",
     "processed": "已处理",
@@ -199,7 +224,7 @@ class ResultNotice:
 
 @dataclass(frozen=True, kw_only=True)
 class IntakeCounts:
-    """What came in today."""
+    """What came in since the previous digest."""
 
     messages_by_kind: dict[str, int] = field(default_factory=dict)  # MessageKind -> count
     new_recommendations: int = 0
@@ -263,20 +288,50 @@ class LateItem:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UnitActivity:
+    """Who wrote since the previous digest (the unit when known, else the address) and what."""
+
+    who: str
+    sent: list[str] = field(default_factory=list)  # e.g. "Word推荐表《甲.docx》"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecommendationLine:
+    """A recommendation new or completed since the previous digest; `missing` what it lacks."""
+
+    unit: str
+    version: int
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutageLine:
+    """A passing failure still being retried (mailbox, mail server ...)."""
+
+    what: str
+    since: datetime | None = None
+    retries: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Digest:
-    """The staff's daily digest."""
+    """The staff's daily digest: what happened since the previous one, and what to do."""
 
     campaign_name: str
     deadline: datetime
     now: datetime
     days_left: int
-    today: IntakeCounts
+    since: datetime | None  # the previous digest; None: the first one, since the start
+    period: IntakeCounts
     totals: CampaignTotals
+    senders: list[UnitActivity] = field(default_factory=list)
+    new_complete: list[RecommendationLine] = field(default_factory=list)
+    new_incomplete: list[RecommendationLine] = field(default_factory=list)
     attention: list[AttentionItem] = field(default_factory=list)
     failed_sends: list[FailedSend] = field(default_factory=list)
     suppressed: list[SuppressedAddress] = field(default_factory=list)
     late: list[LateItem] = field(default_factory=list)
-    outages: list[str] = field(default_factory=list)  # one Chinese sentence per passing fault
+    outages: list[OutageLine] = field(default_factory=list)
 
 
 MailContext: TypeAlias = UnitReceipt | ApplicantReceipt | ResultNotice | Digest
@@ -372,10 +427,27 @@ def sample_context(kind: MailKind) -> MailContext:
         deadline=_SAMPLE_DEADLINE,
         now=now,
         days_left=10,
-        today=IntakeCounts(
+        since=datetime(2025, 7, 20, 8, 30, tzinfo=_SHANGHAI),
+        period=IntakeCounts(
             messages_by_kind={"recommendation": 6, "other": 2, "auto_reply": 1},
             new_recommendations=5,
         ),
+        senders=[
+            UnitActivity(
+                who="中国移动通信集团浙江有限公司",
+                sent=["Word推荐表《附件3-推荐表-浙江移动.docx》", "盖章PDF《推荐表(盖章).pdf》"],
+            ),
+            UnitActivity(who="zhang@example.com", sent=["来信「关于申报材料的咨询」"]),
+        ],
+        new_complete=[RecommendationLine(unit="中国移动通信集团浙江有限公司", version=1)],
+        new_incomplete=[
+            RecommendationLine(unit="江苏省通信行业协会", version=2, missing=["盖章PDF"])
+        ],
+        outages=[
+            OutageLine(
+                what="发信服务器", since=datetime(2025, 7, 21, 7, 50, tzinfo=_SHANGHAI), retries=3
+            )
+        ],
         totals=CampaignTotals(
             units=23,
             recommendations_complete=18,
@@ -406,11 +478,13 @@ def sample_context(kind: MailKind) -> MailContext:
             FailedSend(
                 kind="unit_receipt",
                 recipients=["old-contact@example.net"],
-                subject="回执：推荐材料已收到",
-                reason="550 mailbox unavailable",
+                subject="【2025信息通信行业科技创新案例征集】回执：推荐材料已收到",
+                reason="对方邮箱不存在",
                 attempts=1,
             )
         ],
-        suppressed=[SuppressedAddress(address="noreply@example.com", reason="无回复地址")],
+        suppressed=[
+            SuppressedAddress(address="noreply@example.com", reason="对方邮箱退信，已停止发信")
+        ],
         late=[],
     )

@@ -97,5 +97,6 @@ def require_schema(engine: sa.Engine) -> None:
     if current != head:
         raise StorageError(
             f"the database {engine.url.render_as_string()} is at schema {current or 'none'}, "
-            f"not {head}: run `intake db upgrade` (or `intake demo` for the sample campaign)"
+            f"not {head}: run `intake db upgrade`"
+            + (" (or `intake demo` for the sample campaign)" if current is None else "")
         )

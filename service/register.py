@@ -336,10 +336,6 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     }
 
 
-OUTAGE_LABELS = {"database": "数据库", "storage": "存档磁盘", "lock": "数据库（被占用）"}
-"""How an outage's kind reads for staff."""
-
-
 def outages(messages: Sequence[Message], settings: Settings) -> list[dict[str, Any]]:
     """Transient failures still pending, one entry per kind of fault (database, storage,
     lock): since when, the last error, the most tries one message has had, how many wait."""

@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session, col, select
 
 from config.errors import ConfigError, IntakeError, MailboxError
+from config.settings import trial_warning
 from service.archive import sha256_hex
 from service.bootstrap import App
 from service.db import is_postgres
@@ -431,6 +432,9 @@ def _serve(app: App, stop: threading.Event, counters: ServiceCounters) -> int:
             pid=os.getpid(),
         )
     )
+    warning = trial_warning(settings)
+    if warning is not None:
+        logger.warning(event_line("sample_settings", problem=warning))
     if not is_postgres(app.engine):
         logger.warning(
             event_line(

@@ -106,6 +106,11 @@ def test_after_the_demo_status_and_export_in_the_same_folder_show_the_demo_campa
     register = json.loads(run_intake(None, "export", "--format", "json", cwd=tmp_path).stdout)
     assert len(register["messages"]) == 4 and len(register["recommendations"]) == 3
 
+    health = run_intake(None, "health", cwd=tmp_path)
+    assert health.returncode == 0, health.stdout + health.stderr
+    trial = [line for line in health.stdout.splitlines() if "trial settings" in line]
+    assert len(trial) == 1 and "bundled sample mailbox" in trial[0] and "var/outbox" in trial[0]
+
 
 def test_demo_prints_the_summary_and_writes_receipts_and_the_digest(tmp_path: Path):
     result = run_intake(None, "demo", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
@@ -120,4 +125,5 @@ def test_demo_prints_the_summary_and_writes_receipts_and_the_digest(tmp_path: Pa
     config = tmp_path / "demo" / "demo.toml"
     assert f"--config {config} status" in result.stdout.replace("\n", "")
     shown = run_intake(config, "status", cwd=tmp_path)
-    assert shown.returncode == 0 and "complete" in shown.stdout, shown.stderr
+    assert shown.returncode == 0, shown.stderr
+    assert "2025信息通信行业科技创新案例征集" in shown.stdout

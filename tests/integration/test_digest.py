@@ -143,7 +143,7 @@ def test_the_digest_lists_the_day_the_totals_and_every_item_that_needs_a_person(
         "逾期送达",
     ]:
         assert f"【{category}】" in text, category
-    assert "a@jia.example" in text.split("四、发送失败的邮件（1封）")[1].split("五、")[0]
+    assert "拒收（代码550）" in text.split("四、发送失败的邮件（1封）")[1].split("五、")[0]
     assert "e@wu.example" in text.split("六、逾期送达（1项）")[1]
     html = digest.get_body(("html",)).get_content()
     assert "匹配待核对" in html and "发送失败" in html

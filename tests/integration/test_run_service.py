@@ -225,6 +225,9 @@ def test_on_sqlite_intake_run_warns_it_must_be_the_only_process_and_sigint_stops
     log = service.log()
     warning = next(line for line in log.splitlines() if "event=single_process_only" in line)
     assert "level=warning" in warning and "only ONE `intake run`" in warning
+    trial = [line for line in log.splitlines() if "event=sample_settings" in line]
+    assert len(trial) == 1 and "level=warning" in trial[0]
+    assert "bundled sample mailbox" in trial[0] and "written as files" in trial[0]
 
 
 # -- the same service in this process ---------------------------------------------------

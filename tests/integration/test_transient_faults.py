@@ -298,12 +298,12 @@ def test_a_lasting_outage_shows_in_health_the_register_and_the_digest_then_clear
     healthy, lines = check_health(app)
     assert not healthy and any(line.startswith("FAIL outage: storage") for line in lines)
     digest = render_digest(app)
-    assert "暂时故障" in digest and "存档磁盘暂时中断" in digest
+    assert "正在自动重试" in digest and "存档磁盘：自" in digest
 
     grow(small_disk)
     poll_until_idle(app, clock, dovecot, username)
 
     assert register_of(app)["outages"] == []
     assert not any(line.startswith(("FAIL outage", "warn outage")) for line in check_health(app)[1])
-    assert "暂时故障" not in render_digest(app)
+    assert "正在自动重试" not in render_digest(app)
     app.engine.dispose()

@@ -31,11 +31,12 @@ _EXCEPTED = [
     re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # addresses
     re.compile(
         r"[^\s《》「」“”\"'（）()，。；：:、]+\.(?:docx?|pdf|xlsx?|xlsm|zip|rar|7z|wps|csv|eml|"
-        r"txt|dat|jpe?g|png|ofd|tif{1,2})\b",
+        r"txt|dat|jpe?g|png|ofd|bin|tif{1,2})\b",
         re.IGNORECASE,
     ),  # file names
     re.compile(r"\b[A-Za-z]{2,}\d{2,}[-_]?\d*\b"),  # refs: KJCX2025-0005, ICT2025-0012
     re.compile(r"\b[0-9a-f]{12,}\b"),  # hashes
+    re.compile(r"<!DOCTYPE[^>]*>", re.IGNORECASE),
     re.compile(r"</?[a-z][a-z0-9]*(?:\s[^<>]*)?>", re.IGNORECASE),  # HTML tags (rendered mail)
     re.compile(r"&[a-z]+;|&#\d+;"),  # HTML entities
 ]
