@@ -212,6 +212,7 @@ class SubmissionRecord:
     email: str | None
     submitted_at: datetime | None
     smart_enterprise: bool | None = None  # 参加智慧企业案例征集
+    withdrawn: bool | None = None  # the status column says 撤回; None: the file has no status
 
 
 @dataclass(frozen=True)

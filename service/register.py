@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from config.settings import Settings
 from parsers.model import Problem
 from parsers.normalize import units_match
+from service.faults import RETRY_BOUND
 from service.models import (
     Attachment,
     CaseRow,
@@ -306,6 +307,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 else None,
                 "submission_ref": row.submission_ref,
                 "last_error": row.last_error,
+                "unconfirmed": row.unconfirmed_at is not None,
                 "created_at": iso(row.created_at, settings),
                 "sent_at": iso(row.sent_at, settings),
             }
@@ -328,6 +330,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             {"address": row.address, "reason": row.reason}
             for row in sorted(session.exec(select(Suppression)).all(), key=lambda row: row.address)
         ],
+        "outages": outages(messages, settings),
         "mailboxes": [
             {
                 "account": cursor.account,
@@ -343,6 +346,29 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             )
         ],
     }
+
+
+def outages(messages: Sequence[Message], settings: Settings) -> list[dict[str, Any]]:
+    """Transient failures still pending, one entry per kind of fault (database, storage,
+    lock): since when, the last error, the most tries one message has had, how many wait."""
+    by_fault: dict[str, list[Message]] = {}
+    for message in messages:
+        if message.status == "pending" and message.fault is not None:
+            by_fault.setdefault(message.fault, []).append(message)
+    entries: list[dict[str, Any]] = []
+    for fault, waiting in sorted(by_fault.items()):
+        latest = max(waiting, key=lambda message: message.retry_at or message.received_at)
+        entries.append(
+            {
+                "what": fault,
+                "since": iso(min(m.fault_since or m.received_at for m in waiting), settings),
+                "last_error": latest.fault_error,
+                "retries": max(message.retries for message in waiting),
+                "messages": len(waiting),
+                "lasting": any(message.retries >= RETRY_BOUND for message in waiting),
+            }
+        )
+    return entries
 
 
 def summary_counts(register: dict[str, Any]) -> dict[str, Counter[str]]:

@@ -347,12 +347,18 @@ def _mail_items(register: dict[str, Any]) -> list[TodoItem]:
             continue
         outbox_id = mail.get("id", position)
         to = "、".join(mail["to"])
+        summary = (
+            f"发给{to}的邮件「{mail['subject']}」已发出两次，"
+            + (render("mail_unconfirmed", {}, "staff") or "")
+            if mail.get("unconfirmed")
+            else f"发给{to}的邮件「{mail['subject']}」未能送达。请核对收件地址，"
+            "必要时改用电话等其他方式联系对方。"
+        )
         items.append(
             TodoItem(
                 id=f"failed_mail:{outbox_id}",
                 kind="failed_mail",
-                summary=f"发给{to}的邮件「{mail['subject']}」未能送达。请核对收件地址，"
-                "必要时改用电话等其他方式联系对方。",
+                summary=summary,
                 where=to,
                 link=f"/outbox/{outbox_id}",
                 details={"outbox_id": outbox_id},
