@@ -36,6 +36,7 @@ from service.archive import sha256_hex
 from service.bootstrap import App
 from service.db import is_postgres
 from service.digest import queue_digest
+from service.faults import transient_fault
 from service.health import HealthServer, ServiceCounters, start_health_server
 from service.imports import ImportReport, import_submissions
 from service.ingest import PollReport, poll
@@ -281,7 +282,9 @@ class Service:
         line = event_line(
             "job_failed", job=job, error_type=type(error).__name__, error=text[0] if text else ""
         )
-        if signature in self._reported_failures or isinstance(error, IntakeError):
+        if transient_fault(error) is not None:
+            logger.warning(line)  # a passing fault (database, disk): one line, retried next run
+        elif signature in self._reported_failures or isinstance(error, IntakeError):
             logger.error(line)
         else:
             self._reported_failures.add(signature)

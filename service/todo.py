@@ -164,11 +164,12 @@ def _message_items(register: dict[str, Any]) -> list[TodoItem]:
                 )
             )
         if message.get("needs_reply"):
+            reasons = message.get("reply_reasons") or ["question_needs_reply"]
             items.append(
                 TodoItem(
                     id=f"needs_reply:{key}",
                     kind="needs_reply",
-                    summary=render("question_needs_reply", {}, "staff") or "",
+                    summary="".join(render(reason, {}, "staff") or "" for reason in reasons),
                     where=where,
                     link=link,
                     details=details,
@@ -346,12 +347,18 @@ def _mail_items(register: dict[str, Any]) -> list[TodoItem]:
             continue
         outbox_id = mail.get("id", position)
         to = "、".join(mail["to"])
+        summary = (
+            f"发给{to}的邮件「{mail['subject']}」已发出两次，"
+            + (render("mail_unconfirmed", {}, "staff") or "")
+            if mail.get("unconfirmed")
+            else f"发给{to}的邮件「{mail['subject']}」未能送达。请核对收件地址，"
+            "必要时改用电话等其他方式联系对方。"
+        )
         items.append(
             TodoItem(
                 id=f"failed_mail:{outbox_id}",
                 kind="failed_mail",
-                summary=f"发给{to}的邮件「{mail['subject']}」未能送达。请核对收件地址，"
-                "必要时改用电话等其他方式联系对方。",
+                summary=summary,
                 where=to,
                 link=f"/outbox/{outbox_id}",
                 details={"outbox_id": outbox_id},
