@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from config.errors import IntakeError, ParseError
+from parsers.classify import ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY
 from parsers.mail import parse_message
 from parsers.model import ParsedMessage, PdfForm, Problem, WordForm
 from parsers.pdf_form import read_pdf_form
@@ -31,6 +32,7 @@ from service.reconcile import reconcile
 
 logger = logging.getLogger(__name__)
 
+REPLY_REASON_CODES = frozenset({ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY})
 PDF_TEXT_KEPT = 20_000
 """Characters of a PDF's text layer kept for pairing evidence."""
 
@@ -217,7 +219,13 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     message.message_id = parsed.message_id or message.message_id
     problems = [problem.as_json() for problem in parsed.problems]
     needs_person = False
-    details: dict[str, object] = {}
+    details: dict[str, object] = {
+        "automated": parsed.automated,
+        "needs_reply": parsed.needs_reply,
+        "reply_reasons": [
+            problem.code for problem in parsed.problems if problem.code in REPLY_REASON_CODES
+        ],
+    }
     if parsed.bounce is not None:
         details["bounce"] = {
             "failed_recipients": list(parsed.bounce.failed_recipients),

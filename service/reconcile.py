@@ -101,7 +101,8 @@ def _replies_allowed(app: App, session: Session, recommendation: Recommendation)
     campaign = app.settings.campaign
     if campaign.reply_to_old_mail:
         return True
-    word = session.get(Attachment, recommendation.word_attachment_id)
+    form_id = recommendation.word_attachment_id or recommendation.pdf_attachment_id
+    word = session.get(Attachment, form_id) if form_id is not None else None
     message = session.get(Message, word.message_pk) if word else None
     return message is None or replies_to_old_mail_allowed(app, message)
 

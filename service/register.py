@@ -132,6 +132,14 @@ def _units_with_pdf_only(session: Session, units: list[str]) -> set[str]:
     return found
 
 
+def recommendation_problems(recommendation: Recommendation) -> list[dict[str, str]]:
+    """What staff should know about one recommendation version, as {code, text}: a version
+    recorded from the sealed PDF alone awaits its Word form."""
+    if recommendation.word_attachment_id is None and recommendation.pdf_attachment_id:
+        return problem_entries([Problem("awaiting_word", {"unit": recommendation.unit}).as_json()])
+    return []
+
+
 def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     """The whole register as plain JSON-ready data."""
     messages = session.exec(
@@ -190,6 +198,9 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "received_at": iso(message.received_at, settings),
                 "late": message.late,
                 "kind": message.kind,
+                "automated": bool(message.details.get("automated", False)),
+                "needs_reply": bool(message.details.get("needs_reply", False)),
+                "reply_reasons": list(message.details.get("reply_reasons", [])),
                 "status": message.status,
                 "problems": problem_entries(message.problems),
                 "attachments": [
@@ -227,6 +238,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                     "email": recommendation.contact_email,
                 },
                 "word": file_ref(recommendation.word_attachment_id, seal=False),
+                "problems": recommendation_problems(recommendation),
                 "pdf": file_ref(recommendation.pdf_attachment_id, seal=True),
                 "pdf_pairing": {
                     "method": recommendation.pdf_method,
