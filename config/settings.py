@@ -208,6 +208,22 @@ class HealthSettings(Section):
     port: int = 0  # 0: off
 
 
+class WebSettings(Section):
+    """The staff workspace in the browser (`intake web`, or `intake run` when enabled)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    base_url: str | None = None  # e.g. https://intake.example.org (used in links in mail)
+    session_secret_file: Path | None = None  # default: <storage.path>/web-session-secret
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+
 class Settings(BaseSettings):
     """Everything intake can be told; built once by `load_settings` and passed down."""
 
@@ -224,6 +240,7 @@ class Settings(BaseSettings):
     matching: MatchingSettings = MatchingSettings()
     submissions: SubmissionsSettings = SubmissionsSettings()
     health: HealthSettings = HealthSettings()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def settings_customise_sources(
