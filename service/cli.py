@@ -464,7 +464,7 @@ def _accounts(action: Callable[[Any, Any], T]) -> T:
     from sqlmodel import Session
 
     application = build_app()
-    with Session(application.engine) as session:
+    with Session(application.engine, expire_on_commit=False) as session:
         result = action(session, application)
         session.commit()
     return result
@@ -501,10 +501,8 @@ def staff_list() -> None:
 
         for user, tokens in _accounts(lambda session, _app: list_users(session)):
             state = "disabled" if user.disabled else "active"
-            out.print(
-                f"{user.username}\t{user.display_name}\t{user.role}\t{state}\ttokens={tokens}",
-                highlight=False,
-                markup=False,
+            sys.stdout.write(
+                f"{user.username}\t{user.display_name}\t{user.role}\t{state}\ttokens={tokens}\n"
             )
 
     run(body)

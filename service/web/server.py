@@ -3,6 +3,7 @@ scheduler (`intake run` with `[web] enabled = true`)."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from types import TracebackType
 
@@ -30,13 +31,25 @@ def _config(app: App) -> uvicorn.Config:
     )
 
 
-def serve_forever(app: App) -> int:
-    """Serve until SIGTERM / SIGINT (uvicorn handles them in the main thread); exit status."""
-    server = uvicorn.Server(_config(app))
-    app.log(f"event=workspace_starting host={app.settings.web.host} port={app.settings.web.port}")
-    server.run()
-    app.engine.dispose()
-    return 0 if server.started else 1
+def serve_forever(app: App, *, stop: threading.Event | None = None) -> int:
+    """Serve until SIGTERM / SIGINT (or `stop` is set); 0 after a clean stop."""
+    stop = stop or threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {
+            number: signal.signal(number, lambda _number, _frame: stop.set())
+            for number in (signal.SIGTERM, signal.SIGINT)
+        }
+    try:
+        with WorkspaceServer(app) as server:
+            app.log(f"event=workspace_listening url={server.url}")
+            stop.wait()
+            app.log("event=workspace_stopping")
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        app.engine.dispose()
+    return 0
 
 
 class WorkspaceServer:
