@@ -7,8 +7,10 @@ token (else 401 JSON); /healthz, /login and /static are open.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from html import unescape
@@ -267,63 +269,32 @@ class Workspace:
 
     def overview(self, request: Request, staff: Staff) -> Response:
         """总览: counts, days to the deadline, progress per unit, arrivals per day, waiting."""
-        register = self.register.get()
-        now = self.app.clock()
-        current = [row for row in register["recommendations"] if row["current"]]
-        progress = [
-            charts.UnitProgress(
-                unit=row["unit"],
-                link=f"/units/{row['id']}",
-                word=row["word"] is not None,
-                pdf=row["pdf"] is not None,
-                rows=len(row["cases"]),
-                matched=sum(
-                    1 for case in row["cases"] if case["match"] in ("ref", "name", "manual")
-                ),
-            )
-            for row in sorted(current, key=lambda row: (row["complete"], row["unit"]))
-        ]
-        days: dict[str, int] = {}
-        for message in register["messages"]:
-            day = str(message["received_at"])[:10]
-            days[day] = days.get(day, 0) + 1
-        submissions: dict[str, int] = {}
-        for row in register["submissions"]:
-            submissions[row["status"]] = submissions.get(row["status"], 0) + 1
-        outbox: dict[str, int] = {}
-        for row in register["outbox"]:
-            outbox[row["status"]] = outbox.get(row["status"], 0) + 1
-        waiting = todo_items(register, self.settings.web.base_url)
+        facts = self.register.derived("overview", overview_facts)
+        waiting = self.todo_list()
+        deadline = self.settings.campaign.deadline
         return self.render(
             request,
             "overview.html",
             staff,
-            deadline=texts.when(self.settings.campaign.deadline, self.zone),
-            days_left=queries.days_left(self.settings.campaign.deadline, now, self.zone),
-            messages=len(register["messages"]),
-            needs_attention=sum(
-                1 for row in register["messages"] if row["status"] == "needs_attention"
-            ),
-            units=len(current),
-            complete_units=sum(1 for row in current if row["complete"]),
-            submissions=submissions,
-            submissions_total=len(register["submissions"]),
-            outbox=outbox,
-            progress_chart=charts.progress_chart(progress),
-            arrivals_chart=charts.arrivals_chart(sorted(days.items())),
+            deadline=texts.when(deadline, self.zone),
+            days_left=queries.days_left(deadline, self.app.clock(), self.zone),
             waiting=waiting[:20],
             waiting_total=len(waiting),
+            **facts,
         )
+
+    def todo_list(self) -> list[Any]:
+        """The queue of what needs a person, computed once per version of the register."""
+        base_url = self.settings.web.base_url
+        return self.register.derived("todo", lambda register: todo_items(register, base_url))
 
     def todo(self, request: Request, staff: Staff) -> Response:
         """待处理: everything that needs a person (read-only for now)."""
-        items = todo_items(self.register.get(), self.settings.web.base_url)
-        return self.render(request, "todo.html", staff, items=items)
+        return self.render(request, "todo.html", staff, items=self.todo_list())
 
     def units(self, request: Request, staff: Staff) -> Response:
         """推荐单位: every unit's current form, incomplete first."""
-        with Session(self.app.engine) as session:
-            rows = queries.unit_rows(session)
+        rows = self.register.derived("units", queries.unit_rows)
         number = queries.page_number(request.query_params.get("page"))
         start = (number - 1) * queries.PAGE_SIZE
         page = queries.Page(
@@ -392,7 +363,7 @@ class Workspace:
             "submissions.html",
             staff,
             page=page,
-            units=queries.recommenders(register),
+            units=self.register.derived("recommenders", queries.recommenders),
             status=params.get("status", ""),
             unit=params.get("unit", ""),
             route=params.get("route", ""),
@@ -540,12 +511,26 @@ class Workspace:
 
     def api_register(self, request: Request, staff: Staff) -> Response:
         """Exactly what `intake export --format json` prints."""
-        text = json.dumps(self.register.get(), ensure_ascii=False, indent=1) + "\n"
-        return Response(text, media_type="application/json")
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(
+                self.register.derived("export.gz", lambda _: gzip.compress(self._export(), 6)),
+                media_type="application/json",
+                headers={"content-encoding": "gzip", "vary": "accept-encoding"},
+            )
+        return Response(self._export(), media_type="application/json")
+
+    def _export(self) -> bytes:
+        return self.register.derived(
+            "export",
+            lambda register: (json.dumps(register, ensure_ascii=False, indent=1) + "\n").encode(),
+        )
 
     def api_todo(self, request: Request, staff: Staff) -> Response:
         """`{"items": [...]}`: everything that needs a person."""
-        items = todo_json_items(self.register.get(), self.settings.web.base_url)
+        base_url = self.settings.web.base_url
+        items = self.register.derived(
+            "todo.json", lambda register: todo_json_items(register, base_url)
+        )
         return JSONResponse({"items": items})
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
@@ -555,6 +540,36 @@ class Workspace:
         return self.render(
             request, "error.html", None, status_code=404, title="找不到页面", text=NOT_FOUND
         )
+
+
+def overview_facts(register: dict[str, Any]) -> dict[str, Any]:
+    """What 总览 shows that depends on the register alone: counts and both charts."""
+    current = [row for row in register["recommendations"] if row["current"]]
+    progress = [
+        charts.UnitProgress(
+            unit=row["unit"],
+            link=f"/units/{row['id']}",
+            word=row["word"] is not None,
+            pdf=row["pdf"] is not None,
+            rows=len(row["cases"]),
+            matched=sum(1 for case in row["cases"] if case["match"] in ("ref", "name", "manual")),
+        )
+        for row in sorted(current, key=lambda row: (row["complete"], row["unit"]))
+    ]
+    days = Counter(str(message["received_at"])[:10] for message in register["messages"])
+    return {
+        "messages": len(register["messages"]),
+        "needs_attention": sum(
+            1 for row in register["messages"] if row["status"] == "needs_attention"
+        ),
+        "units": len(current),
+        "complete_units": sum(1 for row in current if row["complete"]),
+        "submissions": Counter(str(row["status"]) for row in register["submissions"]),
+        "submissions_total": len(register["submissions"]),
+        "outbox": Counter(str(row["status"]) for row in register["outbox"]),
+        "progress_chart": charts.progress_chart(progress),
+        "arrivals_chart": charts.arrivals_chart(sorted(days.items())),
+    }
 
 
 NOT_FOUND = "您要找的内容不存在，可能已被更新。请从上方导航重新进入。"

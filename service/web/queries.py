@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -32,6 +33,7 @@ from service.models import (
 from service.register import build_register
 
 PAGE_SIZE = 50
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,26 @@ def page_number(value: str | None) -> int:
 
 
 def _fingerprint_query() -> sa.Select[Any]:
+    """One row that changes whenever anything the register shows changes; every part is an
+    index lookup or a count (no scan of the wide outbox rows)."""
+
     def scalar(expression: Any, table: Any) -> Any:
         return sa.select(expression).select_from(table).scalar_subquery()
 
+    def outbox_with(status: str) -> Any:
+        return (
+            sa.select(sa.func.count())
+            .select_from(Outbox)
+            .where(col(Outbox.status) == status)
+            .scalar_subquery()
+        )
+
     count = sa.func.count
-    total = sa.func.coalesce
     return sa.select(
         scalar(count(), Message),
         scalar(sa.func.max(Message.id), Message),
         scalar(sa.func.max(Message.processed_at), Message),
+        scalar(count().filter(col(Message.status) == "needs_attention"), Message),
         scalar(count(), Attachment),
         scalar(count(), Recommendation),
         scalar(sa.func.max(Recommendation.id), Recommendation),
@@ -75,35 +88,52 @@ def _fingerprint_query() -> sa.Select[Any]:
         scalar(count(), Submission),
         scalar(sa.func.max(Submission.imported_at), Submission),
         scalar(count(), Outbox),
-        scalar(total(sa.func.sum(Outbox.attempts), 0), Outbox),
-        scalar(sa.func.max(Outbox.sent_at), Outbox),
+        scalar(sa.func.max(Outbox.id), Outbox),
+        scalar(sa.func.max(Outbox.next_attempt_at), Outbox),
+        outbox_with("pending"),
+        outbox_with("sent"),
+        outbox_with("failed"),
+        outbox_with("suppressed"),
         scalar(count(), ManualDecision),
         scalar(sa.func.max(ImportRun.id), ImportRun),
         scalar(count(), Suppression),
         scalar(sa.func.max(PollCursor.last_poll_at), PollCursor),
-        scalar(count().filter(col(Outbox.status) == "failed"), Outbox),
-        scalar(count().filter(col(Message.status) == "needs_attention"), Message),
+        scalar(sa.func.max(PollCursor.failing_since), PollCursor),
     )
 
 
 class RegisterCache:
-    """The register, rebuilt when the fingerprint of the database changes."""
+    """The register, rebuilt when the fingerprint of the database changes, and what is
+    derived from it (the JSON text, the queue), computed once per version."""
 
     def __init__(self, app: App) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._key: tuple[Any, ...] | None = None
         self._register: dict[str, Any] = {}
+        self._derived: dict[str, Any] = {}
 
     def get(self) -> dict[str, Any]:
         """The current register (shared: callers must not change it)."""
+        return self._current()[0]
+
+    def derived(self, name: str, compute: Callable[[dict[str, Any]], T]) -> T:
+        """`compute(register)`, remembered under `name` until the register changes."""
+        register, derived = self._current()
+        with self._lock:
+            if name not in derived:
+                derived[name] = compute(register)
+            return cast(T, derived[name])
+
+    def _current(self) -> tuple[dict[str, Any], dict[str, Any]]:
         with Session(self._app.engine) as session:
             key = tuple(session.execute(_fingerprint_query()).one())
             with self._lock:
                 if key != self._key:
                     self._register = build_register(session, self._app.settings)
+                    self._derived = {}
                     self._key = key
-                return self._register
+                return self._register, self._derived
 
 
 # -- 来信 ------------------------------------------------------------------------------------
@@ -167,55 +197,45 @@ def message_attachments(session: Session, message_pk: int) -> list[Attachment]:
 class UnitRow:
     """One current recommendation as the list shows it."""
 
-    recommendation: Recommendation
+    id: int
+    unit: str
+    version: int
+    versions: int
+    word: bool
+    pdf: bool
+    seal: str | None
     rows: int
     matched: int
     ambiguous: int
-    versions: int
-    seal: str | None
+    complete: bool
+    late: bool
 
 
-def unit_rows(session: Session) -> list[UnitRow]:
+def unit_rows(register: dict[str, Any]) -> list[UnitRow]:
     """Every current recommendation with its row counts, incomplete ones first."""
-    recommendations = session.exec(
-        select(Recommendation).where(Recommendation.current == sa.true())
-    ).all()
-    counts: dict[int, Counter[str]] = {}
-    for recommendation_id, match, count in session.exec(
-        select(CaseRow.recommendation_id, CaseRow.match, sa.func.count()).group_by(
-            col(CaseRow.recommendation_id), col(CaseRow.match)
-        )
-    ).all():
-        counts.setdefault(int(recommendation_id), Counter())[str(match)] = int(count)
-    versions = dict(
-        session.exec(
-            select(Recommendation.unit_key, sa.func.count()).group_by(col(Recommendation.unit_key))
-        ).all()
-    )
-    pdf_ids = [row.pdf_attachment_id for row in recommendations if row.pdf_attachment_id]
-    seals = (
-        dict(
-            session.exec(
-                select(Attachment.id, Attachment.seal).where(col(Attachment.id).in_(pdf_ids))
-            ).all()
-        )
-        if pdf_ids
-        else {}
-    )
+    versions = Counter(str(row["unit"]) for row in register["recommendations"])
     result = []
-    for recommendation in recommendations:
-        counter = counts.get(recommendation.id or 0, Counter())
+    for row in register["recommendations"]:
+        if not row["current"]:
+            continue
+        matches = Counter(str(case["match"]) for case in row["cases"])
         result.append(
             UnitRow(
-                recommendation=recommendation,
-                rows=sum(counter.values()),
-                matched=counter["ref"] + counter["name"] + counter["manual"],
-                ambiguous=counter["ambiguous"],
-                versions=int(versions.get(recommendation.unit_key, 1)),
-                seal=seals.get(recommendation.pdf_attachment_id),
+                id=int(row["id"]),
+                unit=str(row["unit"]),
+                version=int(row["version"]),
+                versions=versions[str(row["unit"])],
+                word=row["word"] is not None,
+                pdf=row["pdf"] is not None,
+                seal=row["pdf"]["seal"] if row["pdf"] else None,
+                rows=len(row["cases"]),
+                matched=matches["ref"] + matches["name"] + matches["manual"],
+                ambiguous=matches["ambiguous"],
+                complete=bool(row["complete"]),
+                late=bool(row.get("late")),
             )
         )
-    result.sort(key=lambda item: (item.recommendation.complete, item.recommendation.unit_key))
+    result.sort(key=lambda item: (item.complete, item.unit))
     return result
 
 
