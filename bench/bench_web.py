@@ -1,8 +1,9 @@
 """Benchmark: every page and API call of the workspace over HTTP, on a large campaign.
 
 Builds a database of 5,000 online submissions, 300 recommendations (3,000 form rows,
-reconciled) and 2,000 messages with their archived bodies, serves the workspace with uvicorn
-on a loopback port, signs in, and times each path (after one warm-up request).
+reconciled) and 2,000 messages with their archived bodies, serves it with `intake web` (its
+own process, as in production) on a loopback port, signs in, and times each path with one
+client (after one warm-up request).
 
 Reproduce from the repository root with:
 
@@ -18,6 +19,7 @@ import argparse
 import email.utils
 import re
 import statistics
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -31,7 +33,7 @@ from bench.bench_register import load, make_app, run_reconcile
 from service.accounts import add_user
 from service.bootstrap import App
 from service.models import Attachment, Message, Outbox, Recommendation, Submission
-from service.web.server import WorkspaceServer
+from tests.support.intake_process import intake_command, local_config, wait_until
 from tests.support.mailmaker import scanned_pdf
 from tests.support.services import free_port
 
@@ -114,6 +116,14 @@ def add_messages(app: App, count: int) -> None:
         session.commit()
 
 
+def listening(base: str) -> bool:
+    """Whether the workspace answers /healthz."""
+    try:
+        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def sign_in(client: httpx.Client) -> None:
     """Sign in through the login form."""
     form = client.get("/login").text
@@ -178,7 +188,7 @@ def main() -> None:
         workdir = Path(directory)
         url = arguments.database_url or f"sqlite:///{workdir / 'bench.db'}"
         app = make_app(url, workdir)
-        app.settings.web.port = free_port()
+        port = free_port()
         started = time.perf_counter()
         workload = build_workload(
             arguments.recommendations * 10, arguments.submissions, arguments.seed
@@ -188,10 +198,13 @@ def main() -> None:
         add_messages(app, arguments.messages)
         print(f"setup: {time.perf_counter() - started:.1f} s")
         results: list[tuple[str, float, float, float, int]] = []
-        with (
-            WorkspaceServer(app) as server,
-            httpx.Client(base_url=server.url, timeout=300) as client,
-        ):
+        config = local_config(workdir, url, web={"port": port})
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            intake_command(config, "web"), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        )
+        wait_until(lambda: listening(base), timeout=120, what="intake web")
+        with httpx.Client(base_url=base, timeout=300) as client:
             sign_in(client)
             for path in paths(app):
                 began = time.perf_counter()
@@ -207,6 +220,8 @@ def main() -> None:
                 times.sort()
                 p95 = times[max(0, round(0.95 * len(times)) - 1)]
                 results.append((path, first_ms, statistics.median(times), p95, len(answer.content)))
+        server.terminate()
+        server.wait(timeout=60)
         app.engine.dispose()
 
     print(

@@ -21,11 +21,18 @@ class ConfigError(IntakeError, ValueError):
 
 
 class ParseError(IntakeError, ValueError):
-    """Bytes could not be read as what they claim to be; `filename` names the input."""
+    """Bytes could not be read as what they claim to be; `filename` names the input.
 
-    def __init__(self, message: str, *, filename: str | None = None) -> None:
+    `code` is the problem catalogue's code when it is not the reader's usual one
+    (e.g. `word_legacy_unconverted` rather than `word_unreadable`).
+    """
+
+    def __init__(
+        self, message: str, *, filename: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.filename = filename
+        self.code = code
 
 
 class MailboxError(IntakeError, ConnectionError):

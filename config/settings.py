@@ -254,7 +254,23 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def _config_path(explicit: Path | None) -> Path | None:
+def trial_warning(settings: Settings) -> str | None:
+    """One line when the settings would surprise an operator: the bundled sample mailbox is
+    read, or mail is written to files instead of sent. None for a real deployment."""
+    parts = []
+    mailbox = settings.mailbox
+    if mailbox.kind == "directory" and Path(mailbox.path).resolve() == SAMPLE_MAILBOX:
+        parts.append("the mailbox is the bundled sample mailbox, not a real one")
+    if settings.smtp.kind == "file":
+        parts.append(f"mail is written as files to {settings.smtp.path}/, not sent")
+    if not parts:
+        return None
+    advice = "configure the mailbox and smtp sections, e.g. with intake init"
+    return f"trial settings: {'; '.join(parts)} ({advice})"
+
+
+def config_path(explicit: Path | None) -> Path | None:
+    """The configuration file in effect: `explicit`, else `$INTAKE_CONFIG`, else ./intake.toml."""
     if explicit is not None:
         return explicit
     from_env = os.environ.get("INTAKE_CONFIG")
@@ -288,7 +304,7 @@ def load_settings(path: Path | None = None) -> Settings:
 
     Raises `ConfigError` naming the key and the file for anything unknown or invalid.
     """
-    source_path = _config_path(path)
+    source_path = config_path(path)
     source = str(source_path) if source_path else "built-in defaults"
     data: dict[str, Any] = {}
     if source_path is not None:
@@ -303,7 +319,7 @@ def load_settings(path: Path | None = None) -> Settings:
     unknown = _unknown_env_keys()
     if unknown:
         raise ConfigError(
-            f"environment: unknown setting {unknown[0]} (see interface.md for the keys)",
+            f"environment: unknown setting {unknown[0]} (docs/configuration.md lists the keys)",
             key=unknown[0],
             source="environment",
         )

@@ -7,6 +7,7 @@ so that every template and every mail says the same thing the same way.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Literal, TypeAlias
@@ -60,6 +61,48 @@ SUBMISSION_STATUS_LABELS: dict[str, str] = {
     "awaiting_word": "待Word推荐表",
 }
 RESULT_LABELS: dict[str, str] = {"selected": "入选", "not_selected": "未入选"}
+
+_SPACE_IN_CHINESE = re.compile(
+    r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])[ \t\u3000\u00a0]+"
+    r"(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])"
+)
+
+
+_SMTP_CODE = re.compile(r"\b([45]\d\d)\b")
+
+
+def delivery_failure_words(last_error: str | None) -> str:
+    """Why a mail was not delivered, in Chinese: the server's refusal code, not its English."""
+    found = _SMTP_CODE.search(last_error or "")
+    return f"对方邮件服务器拒收（代码{found.group(1)}）" if found else "未能送达"
+
+
+def tidy(value: str | None) -> str | None:
+    """A value echoed from a form, shown without the stray spaces between Chinese characters
+    that Word tables and typing leave (the register keeps it as written)."""
+    if value is None:
+        return None
+    return _SPACE_IN_CHINESE.sub("", value).strip()
+
+
+MESSAGE_STATUS_LABELS: dict[str, str] = {
+    "pending": "待处理",
+    "processed": "已处理",
+    "needs_attention": "需人工处理",
+}
+OUTBOX_STATUS_LABELS: dict[str, str] = {
+    "pending": "待发送",
+    "sent": "已发送",
+    "failed": "发送失败",
+    "suppressed": "不发送",
+}
+OUTBOX_KIND_LABELS: dict[str, str] = {
+    "unit_receipt": "推荐单位回执",
+    "applicant_receipt": "申报单位回执",
+    "result": "结果通知",
+    "digest": "每日汇总",
+}
+RECOMMENDATION_STATE_LABELS: dict[str, str] = {"complete": "材料齐全", "incomplete": "材料未齐"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +223,7 @@ class ResultNotice:
 
 @dataclass(frozen=True, kw_only=True)
 class IntakeCounts:
-    """What came in today."""
+    """What came in since the previous digest."""
 
     messages_by_kind: dict[str, int] = field(default_factory=dict)  # MessageKind -> count
     new_recommendations: int = 0
@@ -208,12 +251,12 @@ class CampaignTotals:
 
 @dataclass(frozen=True, kw_only=True)
 class AttentionItem:
-    """Something a person must look at: what, where, and what to do about it."""
+    """Something a person must do: its kind in Chinese, what and what to do, where, its page."""
 
-    category: str  # e.g. "匹配待核对", "解析失败"
-    what: str
+    category: str  # e.g. "匹配待核对"
+    summary: str  # one Chinese sentence: what it is and what to do
     where: str
-    action: str
+    url: str | None = None  # the workspace page, when web.base_url is set
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,19 +287,50 @@ class LateItem:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UnitActivity:
+    """Who wrote since the previous digest (the unit when known, else the address) and what."""
+
+    who: str
+    sent: list[str] = field(default_factory=list)  # e.g. "Word推荐表《甲.docx》"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecommendationLine:
+    """A recommendation new or completed since the previous digest; `missing` what it lacks."""
+
+    unit: str
+    version: int
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutageLine:
+    """A passing failure still being retried (mailbox, mail server ...)."""
+
+    what: str
+    since: datetime | None = None
+    retries: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Digest:
-    """The staff's daily digest."""
+    """The staff's daily digest: what happened since the previous one, and what to do."""
 
     campaign_name: str
     deadline: datetime
     now: datetime
     days_left: int
-    today: IntakeCounts
+    since: datetime | None  # the previous digest; None: the first one, since the start
+    period: IntakeCounts
     totals: CampaignTotals
+    senders: list[UnitActivity] = field(default_factory=list)
+    new_complete: list[RecommendationLine] = field(default_factory=list)
+    new_incomplete: list[RecommendationLine] = field(default_factory=list)
     attention: list[AttentionItem] = field(default_factory=list)
     failed_sends: list[FailedSend] = field(default_factory=list)
     suppressed: list[SuppressedAddress] = field(default_factory=list)
     late: list[LateItem] = field(default_factory=list)
+    outages: list[OutageLine] = field(default_factory=list)
 
 
 MailContext: TypeAlias = UnitReceipt | ApplicantReceipt | ResultNotice | Digest
@@ -352,10 +426,27 @@ def sample_context(kind: MailKind) -> MailContext:
         deadline=_SAMPLE_DEADLINE,
         now=now,
         days_left=10,
-        today=IntakeCounts(
+        since=datetime(2025, 7, 20, 8, 30, tzinfo=_SHANGHAI),
+        period=IntakeCounts(
             messages_by_kind={"recommendation": 6, "other": 2, "auto_reply": 1},
             new_recommendations=5,
         ),
+        senders=[
+            UnitActivity(
+                who="中国移动通信集团浙江有限公司",
+                sent=["Word推荐表《附件3-推荐表-浙江移动.docx》", "盖章PDF《推荐表(盖章).pdf》"],
+            ),
+            UnitActivity(who="zhang@example.com", sent=["来信「关于申报材料的咨询」"]),
+        ],
+        new_complete=[RecommendationLine(unit="中国移动通信集团浙江有限公司", version=1)],
+        new_incomplete=[
+            RecommendationLine(unit="江苏省通信行业协会", version=2, missing=["盖章PDF"])
+        ],
+        outages=[
+            OutageLine(
+                what="发信服务器", since=datetime(2025, 7, 21, 7, 50, tzinfo=_SHANGHAI), retries=3
+            )
+        ],
         totals=CampaignTotals(
             units=23,
             recommendations_complete=18,
@@ -370,26 +461,29 @@ def sample_context(kind: MailKind) -> MailContext:
         attention=[
             AttentionItem(
                 category="匹配待核对",
-                what="第2行「工业互联网标识解析赋能纺织产业链」有两个相近的在线申报",
-                where="中国移动通信集团浙江有限公司推荐表 第1版",
-                action="在系统中确认对应的申报编号",
+                summary="第2行「工业互联网标识解析赋能纺织产业链」有几项相近的在线申报："
+                "「ICT2025-0031（得分 81）」、「ICT2025-0044（得分 78）」。"
+                "请确认这一行对应哪一项。",
+                where="中国移动通信集团浙江有限公司（第1版推荐表）",
+                url="https://intake.example.org/units/3#row-2",
             ),
             AttentionItem(
-                category="解析失败",
-                what="推荐表.doc 无法读取",
-                where="来自 zhang@example.com 的邮件「推荐材料」",
-                action="请联系推荐单位重新发送.docx格式",
+                category="来信待处理",
+                summary="推荐表《推荐表.doc》无法打开。请联系发件人用Word另存为.docx格式后重新发送。",
+                where="zhang@example.com「推荐材料」（2025-07-20 16:12）",
             ),
         ],
         failed_sends=[
             FailedSend(
                 kind="unit_receipt",
                 recipients=["old-contact@example.net"],
-                subject="回执：推荐材料已收到",
-                reason="550 mailbox unavailable",
+                subject="【2025信息通信行业科技创新案例征集】回执：推荐材料已收到",
+                reason="对方邮箱不存在",
                 attempts=1,
             )
         ],
-        suppressed=[SuppressedAddress(address="noreply@example.com", reason="无回复地址")],
+        suppressed=[
+            SuppressedAddress(address="noreply@example.com", reason="对方邮箱退信，已停止发信")
+        ],
         late=[],
     )

@@ -87,6 +87,15 @@ class SmtpTransport:
             finally:
                 runner.run(session.close())
 
+    def check_login(self) -> None:
+        """Connect and log in, then say QUIT: a DeliveryError saying what failed, if anything."""
+        with asyncio.Runner() as runner:
+            session = _SmtpSession(self, runner)
+            try:
+                runner.run(session._open())
+            finally:
+                runner.run(session.close())
+
     def new_client(self) -> aiosmtplib.SMTP:
         """An unconnected aiosmtplib client configured for this server."""
         return aiosmtplib.SMTP(

@@ -98,11 +98,7 @@ def unpack_zip(
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         result.complete = False
         result.problems.append(
-            Problem(
-                "zip_unreadable",
-                f"{archive_name}: the zip archive cannot be read ({exc}); it is kept as one "
-                "file. Ask the sender to send the files again.",
-            )
+            Problem("zip_unreadable", {"file": archive_name, "detail": str(exc)})
         )
         return result
     if any(entry.filename in _DOCUMENT_MARKERS for entry in entries[:8]):
@@ -114,9 +110,11 @@ def unpack_zip(
             result.problems.append(
                 Problem(
                     "zip_too_many_entries",
-                    f"{archive_name}: the archive lists {len(entries)} entries, more than the "
-                    f"{limits.max_zip_entries} allowed; only the first "
-                    f"{limits.max_zip_entries} were looked at.",
+                    {
+                        "file": archive_name,
+                        "count": len(entries),
+                        "limit": limits.max_zip_entries,
+                    },
                 )
             )
             entries = entries[: limits.max_zip_entries]
@@ -145,8 +143,11 @@ def unpack_zip(
             result.problems.append(
                 Problem(
                     "zip_too_deep",
-                    f"{archive_name}: the archive {extracted.filename} is nested more than "
-                    f"{limits.max_depth} archives deep; it was kept unopened.",
+                    {
+                        "file": archive_name,
+                        "inner": extracted.filename,
+                        "limit": limits.max_depth,
+                    },
                 )
             )
             nested.append(UnpackedFile(extracted.filename, extracted.data, label))
@@ -186,16 +187,10 @@ def _extract_entry(
     result: Unpacked,
 ) -> bool:
     """Extract one entry into `result`; return True when the rest of the archive must be skipped."""
-    where = f"{archive_name}: entry {name!r}"
+    where = {"archive": archive_name, "file": name}
     if entry.flag_bits & _ENCRYPTED_FLAG:
         result.complete = False
-        result.problems.append(
-            Problem(
-                "zip_encrypted",
-                f"{where} is password-protected and was not extracted. Ask the sender for "
-                "an archive without a password.",
-            )
-        )
+        result.problems.append(Problem("zip_encrypted", where))
         return False
     if entry.file_size > budget.remaining:
         result.complete = False
@@ -221,11 +216,7 @@ def _extract_entry(
                         result.problems.append(_bomb_problem(where, produced, limits))
                         return True
                     result.problems.append(
-                        Problem(
-                            "zip_size_mismatch",
-                            f"{where} inflates to more than its declared {entry.file_size} "
-                            "bytes; it was not extracted.",
-                        )
+                        Problem("zip_size_mismatch", {**where, "size": entry.file_size})
                     )
                     return False
                 if _ratio_too_high(produced, entry.compress_size, limits):
@@ -245,12 +236,7 @@ def _extract_entry(
         ValueError,
     ) as exc:
         result.complete = False
-        result.problems.append(
-            Problem(
-                "zip_entry_unreadable",
-                f"{where} cannot be extracted ({exc}). Ask the sender to send it again.",
-            )
-        )
+        result.problems.append(Problem("zip_entry_unreadable", {**where, "detail": str(exc)}))
         return False
     budget.remaining -= produced
     result.files.append(UnpackedFile(name, b"".join(chunks), f"zip:{archive_name}"))
@@ -264,24 +250,20 @@ def _ratio_too_high(inflated: int, compressed: int, limits: Limits) -> bool:
     return inflated / max(compressed, 1) > limits.max_compression_ratio
 
 
-def _bomb_problem(where: str, size: int, limits: Limits) -> Problem:
+def _bomb_problem(where: dict[str, str], size: int, limits: Limits) -> Problem:
     """Describe an archive that would inflate past the message's total budget."""
-    return Problem(
-        "zip_bomb",
-        f"{where} would inflate to {size / MIB:.1f} MiB, past the "
-        f"{limits.max_inflated_bytes / MIB:.0f} MiB allowed per message; it and the rest of the "
-        "archive were not extracted. Ask the sender to send the files themselves.",
+    detail = (
+        f"{size / MIB:.1f} MiB, past the {limits.max_inflated_bytes / MIB:.0f} MiB allowed per "
+        "message; the rest of the archive was skipped"
     )
+    return Problem("zip_bomb", {**where, "detail": detail})
 
 
-def _ratio_problem(where: str, size: int, compressed: int, limits: Limits) -> Problem:
+def _ratio_problem(where: dict[str, str], size: int, compressed: int, limits: Limits) -> Problem:
     """Describe an entry whose compression ratio marks it as a zip bomb."""
     ratio = size / max(compressed, 1)
-    return Problem(
-        "zip_bomb",
-        f"{where} inflates {ratio:.0f} times its compressed size, above the "
-        f"{limits.max_compression_ratio:.0f}x allowed; it was not extracted.",
-    )
+    detail = f"{ratio:.0f} times its compressed size, above {limits.max_compression_ratio:.0f}x"
+    return Problem("zip_bomb", {**where, "detail": detail})
 
 
 def unpack_tnef(
@@ -296,27 +278,24 @@ def unpack_tnef(
     except Exception as exc:  # tnefparse raises anything on malformed streams
         result.complete = False
         result.problems.append(
-            Problem(
-                "tnef_unreadable",
-                f"{container_name}: the Outlook TNEF attachment cannot be read ({exc}); it is "
-                "kept as one file. Ask the sender to switch Outlook to HTML or plain text.",
-            )
+            Problem("tnef_unreadable", {"file": container_name, "detail": str(exc)})
         )
         return result
     for number, attachment in enumerate(attachments, start=1):
         if len(result.files) >= limits.max_parts:
             result.complete = False
             result.problems.append(
-                Problem(
-                    "too_many_parts",
-                    f"{container_name}: more than {limits.max_parts} files; the rest were skipped.",
-                )
+                Problem("tnef_too_many_files", {"file": container_name, "limit": limits.max_parts})
             )
             break
         payload = attachment.data if isinstance(attachment.data, bytes) else b""
         if len(payload) > budget.remaining:
             result.complete = False
-            result.problems.append(_bomb_problem(f"{container_name}", len(payload), limits))
+            result.problems.append(
+                _bomb_problem(
+                    {"archive": container_name, "file": container_name}, len(payload), limits
+                )
+            )
             break
         budget.remaining -= len(payload)
         name = _tnef_attachment_name(attachment) or f"attachment-{number}"
@@ -325,13 +304,7 @@ def unpack_tnef(
     result.body_text = _tnef_text(getattr(tnef, "body", None))
     if not attachments and not result.body_html and not result.body_text:
         result.complete = False
-        result.problems.append(
-            Problem(
-                "tnef_empty",
-                f"{container_name}: no file or text was found in this Outlook TNEF attachment; "
-                "it is kept as one file. Ask the sender to resend with Outlook set to HTML.",
-            )
-        )
+        result.problems.append(Problem("tnef_empty", {"file": container_name}))
     return result
 
 

@@ -157,7 +157,10 @@ def _reject_hopeless(raw: bytes) -> bytes:
     if not head.strip():
         raise ParseError("the message is empty")
     if head.startswith(_OLE_SIGNATURE):
-        raise ParseError("an Outlook .msg file, not an RFC 822 message: save it as .eml")
+        raise ParseError(
+            "an Outlook .msg file, not an RFC 822 message: save it as .eml",
+            code="message_is_outlook_file",
+        )
     if head.startswith(_TNEF_SIGNATURE):
         raise ParseError("a bare TNEF (winmail.dat) stream, not an RFC 822 message")
     if _MIME_HEADER_START.search(head) is None:
@@ -385,11 +388,7 @@ class _MessageReader:
         if has_unsafe_characters(value):
             self._report_once(
                 f"control_characters:{where}",
-                Problem(
-                    "control_characters",
-                    f"The {where} {value[:80]!r} held line breaks or control characters; they "
-                    "were replaced by spaces and it is safe to use in a reply.",
-                ),
+                Problem("control_characters", {"header": where, "value": value[:80]}),
             )
         return strip_unsafe_characters(value)
 
@@ -410,11 +409,7 @@ class _MessageReader:
             parsed = []
             self._report_once(
                 f"unreadable_addresses:{name}",
-                Problem(
-                    "unreadable_addresses",
-                    f"The {name} header is too convoluted to read fully; only the bare "
-                    "addresses in it were kept.",
-                ),
+                Problem("unreadable_addresses", {"header": name}),
             )
         for display, raw_address in parsed:
             address = strip_unsafe_characters(_decode_words(raw_address)).strip("<>").lower()
@@ -440,13 +435,7 @@ class _MessageReader:
             return None
         value = _read_date(_decode_words(_unfold(values[0])))
         if value is None:
-            self.found.problems.append(
-                Problem(
-                    "unreadable_date",
-                    f"The Date header {values[0][:60]!r} cannot be read; arrival time does not "
-                    "depend on it.",
-                )
-            )
+            self.found.problems.append(Problem("unreadable_date", {"value": values[0][:60]}))
         return value
 
     def _walk(
@@ -462,21 +451,13 @@ class _MessageReader:
         if self.parts_seen > self.limits.max_parts:
             self._report_once(
                 "too_many_parts",
-                Problem(
-                    "too_many_parts",
-                    f"The message has more than {self.limits.max_parts} MIME parts; the rest "
-                    "were not read. Ask the sender to send fewer files per message.",
-                ),
+                Problem("too_many_parts", {"limit": self.limits.max_parts}),
             )
             return
         if depth > self.limits.max_depth:
             self._report_once(
                 "too_deep",
-                Problem(
-                    "too_deep",
-                    f"The message nests MIME parts more than {self.limits.max_depth} levels "
-                    "deep; the deeper parts were not read.",
-                ),
+                Problem("too_deep", {"limit": self.limits.max_depth}),
             )
             return
         content_type = part.get_content_type()
@@ -622,11 +603,7 @@ class _MessageReader:
         if not known:
             self._report_once(
                 f"unknown_charset:{label}",
-                Problem(
-                    "unknown_charset",
-                    f"A {content_type} body declares the unknown charset {str(label)[:40]!r}; it "
-                    "was read as UTF-8 or GB18030 and some characters may be wrong.",
-                ),
+                Problem("unknown_charset", {"charset": str(label)[:40], "part": content_type}),
             )
         return text
 

@@ -6,9 +6,12 @@ These dataclasses are the contract between `parsers` and `service`. Kinds and st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
+
+from parsers.problems import Reader, render, spec_of
 
 MessageKind = Literal["recommendation", "other", "auto_reply", "bounce", "large_attachment_link"]
 AttachmentKind = Literal["form_word", "form_pdf", "other"]
@@ -19,10 +22,54 @@ Result = Literal["selected", "not_selected"]
 
 @dataclass(frozen=True)
 class Problem:
-    """Something a person should know about an input: a short code and a sentence."""
+    """Something a person should know about an input: a catalogue code and its parameters.
+
+    What each reader sees is rendered from `parsers.problems.CATALOGUE`; the stored form is
+    `{"code": ..., "params": {...}}` (`as_json` / `from_json`).
+    """
 
     code: str
-    message: str
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def text(self, reader: Reader) -> str | None:
+        """The text for `reader` (staff / sender / log); None when it is not for the sender."""
+        return render(self.code, self.params, reader)
+
+    @property
+    def message(self) -> str:
+        """The English log text (what the old string problems said)."""
+        return render(self.code, self.params, "log") or self.code
+
+    @property
+    def staff_text(self) -> str:
+        """The Chinese text for staff: what it is and what to do."""
+        return render(self.code, self.params, "staff") or ""
+
+    @property
+    def sender_text(self) -> str | None:
+        """The Chinese text for the sender, or None when the problem does not concern them."""
+        return render(self.code, self.params, "sender")
+
+    @property
+    def severity(self) -> str:
+        """info / warning / error, from the catalogue."""
+        return spec_of(self.code).severity
+
+    def with_params(self, **extra: Any) -> Problem:
+        """The same problem with parameters added (existing ones win)."""
+        return Problem(self.code, {**extra, **self.params})
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored form: `{code, params}`."""
+        return {"code": self.code, "params": dict(self.params)}
+
+    @classmethod
+    def from_json(cls, item: object) -> Problem:
+        """Read a stored problem; a bare string (never migrated) becomes `unclassified`."""
+        if isinstance(item, Mapping) and "code" in item:
+            params = item.get("params") or {}
+            return cls(str(item["code"]), dict(params) if isinstance(params, Mapping) else {})
+        return cls("unclassified", {"detail": str(item)})
 
 
 @dataclass

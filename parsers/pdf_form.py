@@ -84,9 +84,7 @@ def read_pdf_form(
             ) from exc
     if complaints:
         shown = "; ".join(complaints[:_MAX_PROBLEMS_FROM_LOG])
-        form.problems.append(
-            Problem("pdf_irregular", f"{name}: the PDF is irregular and was repaired: {shown}")
-        )
+        form.problems.append(Problem("pdf_irregular", {"file": name, "detail": shown}))
         if form.seal == "absent":
             # In a repaired file an image or drawing may have been lost or garbled.
             form.seal = "unknown"
@@ -124,10 +122,7 @@ def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfF
     pages = [reader.pages[index] for index in range(min(page_count, max_pages))]
     if page_count > max_pages:
         problems.append(
-            Problem(
-                "pdf_too_many_pages",
-                f"{name}: has {page_count} pages; only the first {max_pages} were read.",
-            )
+            Problem("pdf_too_many_pages", {"file": name, "pages": page_count, "limit": max_pages})
         )
     page_texts: list[str] = []
     image_only_pages = 0
@@ -137,8 +132,7 @@ def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfF
             problems.append(
                 Problem(
                     "pdf_time_budget",
-                    f"{name}: reading stopped at page {page_number}: "
-                    f"over the {deadline.seconds:g} s budget.",
+                    {"file": name, "seconds": f"{deadline.seconds:g}", "page": page_number},
                 )
             )
             break
@@ -154,7 +148,7 @@ def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfF
         problems.append(
             Problem(
                 "pdf_partly_scanned",
-                f"{name}: {image_only_pages} of {len(pages)} pages are images without text.",
+                {"file": name, "scanned": image_only_pages, "pages": len(pages)},
             )
         )
     seal = _seal_or_unknown(reader, pages, deadline)
@@ -177,15 +171,12 @@ def _open_with_empty_password(reader: PdfReader, name: str, problems: list[Probl
         opened = reader.decrypt("") != PasswordType.NOT_DECRYPTED
     except Exception as exc:  # e.g. AES without a crypto library, or a malformed /Encrypt
         problems.append(
-            Problem("pdf_encrypted", f"{name}: encrypted and cannot be decrypted here: {exc}.")
+            Problem("pdf_encrypted", {"file": name, "detail": f"cannot be decrypted here: {exc}"})
         )
         return False
     if not opened:
         problems.append(
-            Problem(
-                "pdf_encrypted",
-                f"{name}: protected by a password; ask the sender for an unprotected copy.",
-            )
+            Problem("pdf_encrypted", {"file": name, "detail": "protected by a password"})
         )
     return opened
 
@@ -208,7 +199,7 @@ def _seal_or_unknown(reader: PdfReader, pages: Sequence[Any], deadline: Deadline
         return SealCheck(
             "unknown",
             f"The seal check could not read part of the PDF ({type(exc).__name__}).",
-            [Problem("pdf_seal_check_failed", str(exc))],
+            [Problem("pdf_seal_check_failed", {"detail": str(exc)})],
         )
 
 
@@ -225,15 +216,13 @@ def _page_text(page: Any, page_number: int, problems: list[Problem]) -> tuple[st
     try:
         contents = page.get_contents()
         if contents is not None and len(contents.get_data()) > MAX_CONTENT_BYTES:
-            problems.append(
-                Problem("pdf_content_too_big", f"Page {page_number}: text not read (too big).")
-            )
+            problems.append(Problem("pdf_content_too_big", {"page": page_number}))
             return "", []
         return page.extract_text(visitor_text=collect) or "", fragments
     except RecursionError:
         raise
     except Exception as exc:  # a page's damaged content should not lose the others
-        problems.append(Problem("pdf_text_unreadable", f"Page {page_number}: {exc}"))
+        problems.append(Problem("pdf_text_unreadable", {"page": page_number, "detail": str(exc)}))
         return "", []
 
 

@@ -309,7 +309,9 @@ def check_seal(reader: PdfReader, pages: Sequence[Any], deadline: Deadline) -> S
         try:
             contents = page.get_contents()
         except Exception as exc:  # pypdf raises many types on hostile streams
-            problems.append(Problem("pdf_content_unreadable", f"Page {page_number}: {exc}"))
+            problems.append(
+                Problem("pdf_content_unreadable", {"page": page_number, "detail": str(exc)})
+            )
             contents = None
         if contents is not None and _vector_seal(
             contents.operations, resources, reader, 0, visited_forms
@@ -332,7 +334,7 @@ def check_seal(reader: PdfReader, pages: Sequence[Any], deadline: Deadline) -> S
             except Exception as exc:  # any decoder failure makes the image unreadable
                 undecodable += 1
                 problems.append(
-                    Problem("pdf_image_undecodable", f"Page {page_number}: an image: {exc}")
+                    Problem("pdf_image_undecodable", {"page": page_number, "detail": str(exc)})
                 )
                 continue
             mark = find_red_round_mark(image)
@@ -357,10 +359,7 @@ def check_seal(reader: PdfReader, pages: Sequence[Any], deadline: Deadline) -> S
 
 
 def _budget_problem(deadline: Deadline) -> Problem:
-    return Problem(
-        "pdf_time_budget",
-        f"Reading the PDF took longer than {deadline.seconds:g} s; the rest was skipped.",
-    )
+    return Problem("pdf_time_budget", {"seconds": f"{deadline.seconds:g}"})
 
 
 def _vector_seal(

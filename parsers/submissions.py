@@ -133,15 +133,9 @@ def _submission(record: TableRecord, zone: ZoneInfo, problems: list[Problem]) ->
     uscc = normalize_uscc(record.text("uscc")) or None
     uscc_valid = uscc is not None and uscc_is_valid(uscc)
     if uscc is None:
-        problems.append(Problem("uscc_missing", f"Row {row} ({ref}): no 统一社会信用代码."))
+        problems.append(Problem("uscc_missing", {"row": row, "ref": ref}))
     elif not uscc_valid:
-        problems.append(
-            Problem(
-                "uscc_invalid",
-                f"Row {row} ({ref}): 统一社会信用代码 {uscc} fails its check character; "
-                "the record is kept, ask the applicant to confirm the code.",
-            )
-        )
+        problems.append(Problem("uscc_invalid", {"row": row, "ref": ref, "uscc": uscc}))
     return SubmissionRecord(
         row_number=row,
         ref=ref,
@@ -195,9 +189,7 @@ def _submitted_at(
 ) -> datetime | None:
     moment = parse_time(value, zone)
     if moment is None and cell_text(value):
-        problems.append(
-            Problem("time_unreadable", f"Row {row}: 提交时间 {cell_text(value)!r} is not a time.")
-        )
+        problems.append(Problem("time_unreadable", {"row": row, "value": cell_text(value)}))
     return moment
 
 
@@ -206,5 +198,5 @@ def _yes_no(text: str, row: int, problems: list[Problem]) -> bool | None:
         return None
     answer = YES_NO.get(text.casefold())
     if answer is None:
-        problems.append(Problem("yes_no_unreadable", f"Row {row}: {text!r} is neither 是 nor 否."))
+        problems.append(Problem("yes_no_unreadable", {"row": row, "value": text}))
     return answer

@@ -445,9 +445,7 @@ class _FormReader:
             return
         number = _row_number(values.get("row", "")) or len(self.cases) + 1
         if not title:
-            self.problems.append(
-                Problem("case_without_title", f"case row {number} names no case title")
-            )
+            self.problems.append(Problem("case_without_title", {"row": number}))
         self.cases.append(
             CaseRow(
                 row=number,
@@ -486,12 +484,10 @@ class _FormReader:
     def form(self, *, document_format: str) -> WordForm:
         if not self.cases:
             self.problems.append(
-                Problem("no_cases", "the form lists no cases")
-                if self.case_columns is not None
-                else Problem("no_case_table", "no case table (序号 / 案例名称 / 申报单位) found")
+                Problem("no_cases") if self.case_columns is not None else Problem("no_case_table")
             )
         if "unit" not in self.fields:
-            self.problems.append(Problem("no_unit", "the form does not name its 推荐单位"))
+            self.problems.append(Problem("no_unit"))
         opinion = clean_value(" ".join(self.opinion_lines))
         return WordForm(
             unit=self.fields.get("unit"),
@@ -596,6 +592,7 @@ def convert_with_libreoffice(data: bytes, filename: str) -> bytes:
             "(apt install libreoffice-writer-nogui) on this host, "
             "or ask the sender for the form saved as .docx",
             filename=filename,
+            code="word_legacy_unconverted",
         )
     suffix = Path(filename).suffix.lower() if Path(filename).suffix.lower() in _LEGACY else ".doc"
     with tempfile.TemporaryDirectory(prefix="intake-doc-") as workdir:
@@ -627,6 +624,7 @@ def convert_with_libreoffice(data: bytes, filename: str) -> bytes:
                 f"{filename}: LibreOffice did not convert it within "
                 f"{LIBREOFFICE_TIMEOUT_SECONDS} s; ask the sender for a .docx",
                 filename=filename,
+                code="word_legacy_unconverted",
             ) from exc
         converted = Path(workdir) / "form.docx"
         if process.returncode != 0 or not converted.exists():
@@ -635,6 +633,7 @@ def convert_with_libreoffice(data: bytes, filename: str) -> bytes:
                 f"{filename}: LibreOffice could not convert it ({detail or process.returncode}); "
                 "ask the sender for a .docx",
                 filename=filename,
+                code="word_legacy_unconverted",
             )
         return converted.read_bytes()
 

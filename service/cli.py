@@ -298,20 +298,24 @@ def export_command(
                 output.write_text(text + "\n", encoding="utf-8")
             return
         target = output or Path("register.xlsx")
-        target.write_bytes(register_workbook(register))
+        target.write_bytes(register_workbook(register, base_url=application.settings.web.base_url))
         err.print(f"register written to {target}")
 
     run(body)
 
 
 @app_cli.command("status")
-def status_command() -> None:
-    """A human summary: counts, what needs a person, last poll, outbox."""
+def status_command(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the same facts as JSON, for machines.")
+    ] = False,
+) -> None:
+    """A summary in Chinese: counts, what needs a person, last poll, outbox."""
 
     def body() -> None:
         from service.status import print_status
 
-        print_status(build_app(), out)
+        print_status(build_app(), out, as_json=as_json)
 
     run(body)
 
@@ -572,18 +576,162 @@ def health_command() -> None:
     raise typer.Exit(run(body))
 
 
+@app_cli.command("init")
+def init_command(
+    *,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The file to write.")] = Path(
+        "intake.toml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Log in to both servers before saving.")
+    ] = True,
+    campaign_name: Annotated[str | None, typer.Option(help="The campaign's name.")] = None,
+    deadline: Annotated[
+        str | None, typer.Option(help="e.g. 2025-07-31T23:59:59+08:00 (mail after it is late).")
+    ] = None,
+    starts: Annotated[
+        str | None, typer.Option(help="Mail received before this gets no automatic reply.")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="The campaign's time zone.")] = "Asia/Shanghai",
+    staff: Annotated[
+        list[str] | None, typer.Option(help="A digest address (repeat the option for more).")
+    ] = None,
+    database_url: Annotated[
+        str, typer.Option(help="SQLite or postgresql+psycopg://…")
+    ] = "sqlite:///var/intake.db",
+    imap_host: Annotated[str | None, typer.Option(help="IMAP server.")] = None,
+    imap_port: Annotated[int | None, typer.Option(help="[default: by security]")] = None,
+    imap_security: Annotated[str, typer.Option(help="ssl, starttls or plain.")] = "ssl",
+    imap_username: Annotated[str | None, typer.Option(help="IMAP login.")] = None,
+    imap_password_file: Annotated[
+        Path | None, typer.Option(help="A file holding the IMAP password.")
+    ] = None,
+    imap_ca_file: Annotated[
+        Path | None, typer.Option(help="Trust this CA (a private or self-signed server).")
+    ] = None,
+    imap_folder: Annotated[str, typer.Option(help="The folder to poll.")] = "INBOX",
+    imap_after: Annotated[
+        str, typer.Option(help="move:<folder>, flag, seen or none.")
+    ] = "move:Processed",
+    smtp_host: Annotated[str | None, typer.Option(help="SMTP server.")] = None,
+    smtp_port: Annotated[int | None, typer.Option(help="[default: by security]")] = None,
+    smtp_security: Annotated[str, typer.Option(help="ssl, starttls or plain.")] = "ssl",
+    smtp_username: Annotated[str | None, typer.Option(help="SMTP login (none: no login).")] = None,
+    smtp_password_file: Annotated[
+        Path | None, typer.Option(help="A file holding the SMTP password.")
+    ] = None,
+    smtp_ca_file: Annotated[
+        Path | None, typer.Option(help="Trust this CA (a private or self-signed server).")
+    ] = None,
+    from_address: Annotated[
+        str | None, typer.Option(help="From of every mail, e.g. '案例征集 <cases@example.org>'.")
+    ] = None,
+) -> None:
+    """Write a commented intake.toml for a real deployment, after checking both logins.
+
+    On a terminal it asks for what the flags did not give; otherwise every required flag
+    must be given. Passwords are read from files (or typed on the terminal).
+    """
+
+    def body() -> int:
+        from service.configfile import (
+            InitAnswers,
+            check_servers,
+            missing_answers,
+            render_config,
+            settings_from,
+            write_config,
+        )
+
+        if output.exists() and not force:
+            raise ConfigError(f"{output} exists: not replaced (use --force to replace it)")
+        answers = InitAnswers(
+            campaign_name=campaign_name,
+            deadline=deadline,
+            starts=starts,
+            timezone=timezone,
+            staff=list(staff or []),
+            database_url=database_url,
+            imap_host=imap_host,
+            imap_port=imap_port,
+            imap_security=imap_security,
+            imap_username=imap_username,
+            imap_password_file=imap_password_file,
+            imap_ca_file=imap_ca_file,
+            imap_folder=imap_folder,
+            imap_after=imap_after,
+            smtp_host=smtp_host,
+            smtp_port=smtp_port,
+            smtp_security=smtp_security,
+            smtp_username=smtp_username,
+            smtp_password_file=smtp_password_file,
+            smtp_ca_file=smtp_ca_file,
+            from_address=from_address,
+        )
+        if sys.stdin.isatty():
+            _ask(answers)
+        missing = missing_answers(answers)
+        if missing:
+            raise ConfigError(f"intake init needs {', '.join(missing)}", key=missing[0])
+        chosen = settings_from(answers)
+        if check:
+            problems = check_servers(chosen)
+            for problem in problems:
+                err.print(f"[red]{problem}[/red]", highlight=False)
+            if problems:
+                err.print(f"{output} not written: fix the above, or use --no-check")
+                return 1
+            err.print("IMAP and SMTP logins work")
+        write_config(output, render_config(answers), force=force)
+        err.print(f"wrote {output}; next: intake db upgrade, then intake poll --once")
+        return 0
+
+    raise typer.Exit(run(body))
+
+
+def _ask(answers: Any) -> None:
+    """Ask on the terminal for what the flags did not give (passwords hidden)."""
+    prompts = [
+        ("campaign_name", "Campaign name"),
+        ("deadline", "Deadline (e.g. 2025-07-31T23:59:59+08:00)"),
+        ("imap_host", "IMAP server"),
+        ("imap_username", "IMAP username"),
+        ("smtp_host", "SMTP server"),
+        ("smtp_username", "SMTP username (empty: no login)"),
+        ("from_address", "From address (e.g. 案例征集 <cases@example.org>)"),
+    ]
+    for name, label in prompts:
+        if getattr(answers, name) is None:
+            default = answers.imap_username if name == "smtp_username" else None
+            setattr(answers, name, typer.prompt(label, default=default or "") or None)
+    if not answers.staff:
+        typed = typer.prompt("Staff addresses for the digest (comma-separated)")
+        answers.staff = [part.strip() for part in typed.split(",") if part.strip()]
+    if answers.imap_password_file is None:
+        answers.imap_password = typer.prompt("IMAP password", hide_input=True)
+    if answers.smtp_username and answers.smtp_password_file is None:
+        answers.smtp_password = typer.prompt("SMTP password", hide_input=True)
+
+
 @app_cli.command("demo")
 def demo_command(
     workdir: Annotated[
-        Path, typer.Option(help="Where the demo keeps its database and mail.")
-    ] = Path("var/demo"),
+        Path | None,
+        typer.Option(
+            help="Where the demo keeps its database and mail [default: var, where the built-in "
+            "configuration reads].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the whole flow on the bundled sample mailbox, SQLite and the file transport."""
 
     def body() -> None:
-        from service.demo import run_demo
+        from config.settings import config_path
+        from service.demo import DEFAULT_WORKDIR, run_demo
 
-        run_demo(workdir, out, err)
+        run_demo(workdir or DEFAULT_WORKDIR, out, err, config_in_effect=config_path(State.config))
 
     run(body)
 

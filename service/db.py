@@ -16,11 +16,12 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> sa.Engine:
-    """Build the engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    """Build the engine; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+
+    Nothing is created here: a SQLite file (and its folder) appears with `upgrade_schema`.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
@@ -50,14 +51,32 @@ def alembic_config(engine: sa.Engine) -> AlembicConfig:
     return config
 
 
+def sqlite_file(engine: sa.Engine) -> Path | None:
+    """The file of a SQLite database (None for PostgreSQL and in-memory SQLite)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
 def upgrade_schema(engine: sa.Engine) -> None:
     """Create or migrate the schema to the newest revision (a no-op when already there)."""
+    path = sqlite_file(engine)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(engine), "head")
 
 
 def schema_revision(engine: sa.Engine) -> str | None:
-    """The revision the database is at, or None before the first upgrade."""
+    """The revision the database is at, or None before the first upgrade.
+
+    A SQLite file that does not exist is not created by asking.
+    """
     from alembic.runtime.migration import MigrationContext
+
+    path = sqlite_file(engine)
+    if path is not None and not path.exists():
+        return None
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
@@ -79,4 +98,5 @@ def require_schema(engine: sa.Engine) -> None:
         raise StorageError(
             f"the database {engine.url.render_as_string()} is at schema {current or 'none'}, "
             f"not {head}: run `intake db upgrade`"
+            + (" (or `intake demo` for the sample campaign)" if current is None else "")
         )

@@ -1,7 +1,15 @@
-"""`intake demo`: the whole flow on the bundled samples, with nothing configured."""
+"""`intake demo`: the whole flow on the bundled samples, with nothing configured.
+
+By default it writes exactly where the built-in configuration reads (`var/intake.db`,
+`var/archive`, `var/outbox`), so `intake status`, `intake export` and the workspace in the same
+folder show the demo campaign afterwards. With another work directory it also writes a
+`demo.toml` there that points at it, and names it in the commands it prints.
+"""
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +23,9 @@ from service.ingest import poll
 from service.outbox import deliver
 from service.status import print_status
 
+DEFAULT_WORKDIR = Path("var")
+"""The folder the built-in defaults use: the demo writes there unless told otherwise."""
+
 
 def demo_settings(workdir: Path) -> Settings:
     """Settings for the demo: SQLite, archive and outgoing mail under `workdir`."""
@@ -26,27 +37,75 @@ def demo_settings(workdir: Path) -> Settings:
     )
 
 
-def run_demo(workdir: Path, out: Console, err: Console) -> None:
-    """Import the sample export, poll the sample mailbox, deliver, queue the digest, summarise."""
+def demo_config_text(workdir: Path) -> str:
+    """A configuration file that reads what the demo wrote into `workdir`."""
+    root = workdir.resolve()
+    return (
+        "# Written by `intake demo`: reads the demo's data in this folder.\n"
+        f'[database]\nurl = "sqlite:///{root / "intake.db"}"\n\n'
+        f'[storage]\npath = "{root / "archive"}"\n\n'
+        f'[mailbox]\nkind = "directory"\npath = "{SAMPLES / "mailbox"}"\n\n'
+        f'[smtp]\nkind = "file"\npath = "{root / "outbox"}"\n'
+    )
+
+
+def intake_command() -> str:
+    """How the person who ran the demo calls `intake` from here (`.venv/bin/intake` or `intake`)."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "intake":
+        return "intake"
+    on_path = shutil.which("intake")
+    if on_path and Path(on_path).resolve() == invoked.resolve():
+        return "intake"
+    try:
+        return str(invoked.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(invoked)
+
+
+def run_demo(
+    workdir: Path, out: Console, err: Console, *, config_in_effect: Path | None = None
+) -> None:
+    """Import the sample export, poll the sample mailbox, deliver, queue the digest, summarise.
+
+    `config_in_effect` is the configuration file a plain `intake status` here would read (if
+    any): then the printed commands name the demo's own configuration file instead.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     app = bootstrap(demo_settings(workdir))
-    upgrade_schema(app.engine)
-    report = import_submissions(app, SAMPLES / "submissions.xlsx")
-    err.print(
-        f"submissions: {len(report.added)} added, {len(report.changed)} changed, "
-        f"{len(report.unchanged)} unchanged"
-    )
-    polled = poll(app)
-    err.print(
-        f"mailbox: {polled.archived} new message(s), {polled.duplicates} already known, "
-        f"{polled.needs_attention} need attention"
-    )
-    queue_digest(app)
-    delivered = deliver(app)
-    print_status(app, out)
+    try:
+        upgrade_schema(app.engine)
+        report = import_submissions(app, SAMPLES / "submissions.xlsx")
+        err.print(
+            f"submissions: {len(report.added)} added, {len(report.changed)} changed, "
+            f"{len(report.unchanged)} unchanged"
+        )
+        polled = poll(app)
+        err.print(
+            f"mailbox: {polled.archived} new message(s), {polled.duplicates} already known, "
+            f"{polled.needs_attention} need attention"
+        )
+        queue_digest(app)
+        delivered = deliver(app)
+        print_status(app, out)
+    finally:
+        app.engine.dispose()
     outbox = (workdir / "outbox").resolve()
     out.print(f"\n{delivered.sent} mail(s) written to {outbox}/ (receipts and the staff digest)")
     out.print(f"database: {(workdir / 'intake.db').resolve()}")
     out.print(f"archive:  {(workdir / 'archive').resolve()}")
-    out.print("register: intake --config <file> export, or open the digest's .xlsx attachment")
-    app.engine.dispose()
+    command = intake_command()
+    reads_defaults = config_in_effect is None and workdir.resolve() == DEFAULT_WORKDIR.resolve()
+    if not reads_defaults:
+        config = workdir / "demo.toml"
+        config.write_text(demo_config_text(workdir), encoding="utf-8")
+        command = f"{command} --config {config}"
+        if config_in_effect is not None:
+            out.print(f"note: {config_in_effect} is in effect here; the commands below bypass it")
+    out.print("\nnext, in this folder:", highlight=False)
+    for arguments, what in (
+        ("status", "the summary again"),
+        ("export --format json", "the register as JSON"),
+        ("export --format xlsx -o register.xlsx", "the register as a workbook"),
+    ):
+        out.print(f"  {command} {arguments:<40} # {what}", highlight=False, markup=False)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlmodel import Session, col, select
 
+from config.settings import trial_warning
 from service.bootstrap import App
 from service.db import alembic_config, schema_revision
 from service.models import Lease, Message, Outbox, PollCursor
@@ -204,7 +205,9 @@ def check_health(app: App) -> tuple[bool, list[str]]:
     """(healthy, lines): database reachable and at the newest schema, mailbox read recently."""
     account, folder = _configured_folder(app)
     facts = gather_facts(app, account, folder)
-    return evaluate(app, facts, account, folder)
+    healthy, lines = evaluate(app, facts, account, folder)
+    warning = trial_warning(app.settings)
+    return healthy, [*lines, f"warning: {warning}"] if warning else lines
 
 
 def _label(value: str) -> str:

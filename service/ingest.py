@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from config.errors import MailboxError
+from parsers.model import Problem
 from service.bootstrap import App
 from service.leases import LeaseBusyError, held_lease
 from service.mailbox import FetchedMessage, Mailbox, RemoteMessage, batched, read_header_block
@@ -353,10 +354,13 @@ def _record_too_large(
             parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(
                 header_bytes
             )
-            reason = (
-                f"message of {item.size / 1_048_576:.1f} MB is over the {limit_mb:.1f} MB limit "
-                f"(mailbox.max_message_size): not downloaded; open it in the mailbox "
-                f"(UID {item.uid}) and handle it by hand"
+            reason = Problem(
+                "message_too_large",
+                {
+                    "size_mb": f"{item.size / 1_048_576:.1f}",
+                    "limit_mb": f"{limit_mb:.1f}",
+                    "uid": item.uid,
+                },
             )
             sender = email.utils.parseaddr(str(parsed.get("From", "")))
             session.add(
@@ -376,14 +380,14 @@ def _record_too_large(
                     sender=sender[1].lower()[:320],
                     sender_name=sender[0][:300],
                     subject=" ".join(str(parsed.get("Subject", "")).split()),
-                    problems=[reason],
+                    problems=[reason.as_json()],
                     processed_at=now,
                     late=(item.internaldate or now) > app.settings.campaign.deadline,
                     after_done=True,  # left in the folder, where staff are told to look
                 )
             )
             report.too_large += 1
-            report.problems.append(reason)
+            report.problems.append(f"{reason.message} (UID {item.uid})")
         session.commit()
 
 

@@ -18,6 +18,7 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
+from parsers.model import Problem
 from parsers.normalize import (
     applicant_core,
     normalize_applicant,
@@ -102,7 +103,7 @@ class RowMatch:
     score: float
     candidates: tuple[tuple[str, float], ...]  # (ref, score), best first
     evidence: tuple[str, ...]
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class _Scored:
     applicant: float
     eligible: bool  # title and applicant each pass their floor
     evidence: tuple[str, ...]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[Problem, ...] = field(default=())
 
 
 def _character_pairs(key: str) -> set[str]:
@@ -277,7 +278,7 @@ class SubmissionIndex:
                 by_name,
                 evidence=(f"ref {ref_key} not found", *by_name.evidence),
                 warnings=(
-                    f"申报编号 {ref_key} is not in the online export; matched by names instead",
+                    Problem("ref_not_in_export", {"ref": ref_key}),
                     *by_name.warnings,
                 ),
             )
@@ -289,16 +290,24 @@ class SubmissionIndex:
         record = self._records[position]
         ref = record.candidate.ref
         scored = self._score(_RowKeys.of(row), record, unit=unit, thresholds=thresholds)
-        warnings: list[str] = []
+        warnings: list[Problem] = []
         if scored.title < thresholds.disagreement:
             warnings.append(
-                f"the form's title differs from {ref}'s ({record.candidate.title}): "
-                f"title {scored.title:.0f}"
+                Problem(
+                    "title_differs",
+                    {"ref": ref, "title": record.candidate.title, "score": f"{scored.title:.0f}"},
+                )
             )
         if scored.applicant < thresholds.disagreement and row.applicant.strip():
             warnings.append(
-                f"the form's applicant differs from {ref}'s ({record.candidate.applicant}): "
-                f"applicant {scored.applicant:.0f}"
+                Problem(
+                    "applicant_differs",
+                    {
+                        "ref": ref,
+                        "applicant": record.candidate.applicant,
+                        "score": f"{scored.applicant:.0f}",
+                    },
+                )
             )
         evidence = (f"ref {ref}", *scored.evidence)
         if len(warnings) == 2:
@@ -316,8 +325,10 @@ class SubmissionIndex:
                     evidence=(*evidence, *by_name.evidence),
                     warnings=(
                         *warnings,
-                        f"the names point to {by_name.submission_ref}, the 申报编号 to {ref}: "
-                        "staff decide",
+                        Problem(
+                            "names_point_elsewhere",
+                            {"name_ref": by_name.submission_ref, "ref": ref},
+                        ),
                     ),
                 )
         return RowMatch(
@@ -413,14 +424,18 @@ class SubmissionIndex:
                 warnings=best_item.warnings,
             )
         if rival is not None:
-            reason = (
-                f"{best_item.ref} ({best_item.score:.0f}) and {rival.ref} ({rival.score:.0f}) "
-                "are too close: staff decide"
+            reason = Problem(
+                "candidates_too_close",
+                {
+                    "best": best_item.ref,
+                    "best_score": f"{best_item.score:.0f}",
+                    "rival": rival.ref,
+                    "rival_score": f"{rival.score:.0f}",
+                },
             )
         else:
-            reason = (
-                f"best candidate {best_item.ref} ({best_item.score:.0f}) is not certain enough: "
-                "staff decide"
+            reason = Problem(
+                "candidate_uncertain", {"ref": best_item.ref, "score": f"{best_item.score:.0f}"}
             )
         return RowMatch(
             row=row.row,
@@ -452,7 +467,7 @@ class SubmissionIndex:
         # at the top.
         combined *= (100.0 - thresholds.recommender_boost) / 100.0
         evidence = [title_evidence, applicant_evidence]
-        warnings: list[str] = []
+        warnings: list[Problem] = []
         candidate = record.candidate
         if candidate.route == "voluntary":
             combined += thresholds.voluntary_boost
@@ -465,7 +480,10 @@ class SubmissionIndex:
                 combined -= thresholds.other_unit_penalty
                 evidence.append(f"recommender is another unit ({candidate.recommender})")
                 warnings.append(
-                    f"{candidate.ref} names {candidate.recommender} as its recommending unit online"
+                    Problem(
+                        "recommender_other_unit",
+                        {"ref": candidate.ref, "recommender": candidate.recommender},
+                    )
                 )
         return _Scored(
             ref=candidate.ref,
@@ -512,7 +530,7 @@ def _resolve_claims(decisions: list[RowMatch], held: Mapping[str, int]) -> list[
                 candidates=loser.candidates or ((ref, loser.score),),
                 warnings=(
                     *loser.warnings,
-                    f"{ref} is already claimed by row {holder} of this form: staff decide",
+                    Problem("ref_claimed", {"ref": ref, "row": holder}),
                 ),
             )
     return resolved

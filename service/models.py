@@ -99,7 +99,7 @@ class Message(SQLModel, table=True):
     references: list[str] = Field(default_factory=list, sa_column=json_column())
     no_reply: bool = False
     late: bool = False
-    problems: list[str] = Field(default_factory=list, sa_column=json_column())
+    problems: list[dict[str, Any]] = Field(default_factory=list, sa_column=json_column())
     details: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
     processed_at: datetime | None = Field(default=None, sa_column=utc_column())
     after_done: bool = False
@@ -123,7 +123,7 @@ class Attachment(SQLModel, table=True):
     scanned: bool | None = None
     pdf_unit: str | None = Field(default=None, sa_type=sa.Text)
     pdf_text: str = Field(default="", sa_column=text_column())
-    problems: list[str] = Field(default_factory=list, sa_column=json_column())
+    problems: list[dict[str, Any]] = Field(default_factory=list, sa_column=json_column())
     placed: bool = False  # a form PDF that is part of a recommendation
 
 
@@ -172,7 +172,7 @@ class CaseRow(SQLModel, table=True):
     score: float = 0.0
     candidates: list[Any] = Field(default_factory=list, sa_column=json_column())
     evidence: list[str] = Field(default_factory=list, sa_column=json_column())
-    warnings: list[str] = Field(default_factory=list, sa_column=json_column())
+    warnings: list[dict[str, Any]] = Field(default_factory=list, sa_column=json_column())
 
 
 class Submission(SQLModel, table=True):

@@ -39,6 +39,7 @@ from notifications.contexts import (
     Seal,
     UnitReceipt,
     kind_of,
+    tidy,
 )
 from notifications.message import (
     AutoSubmitted,
@@ -50,6 +51,7 @@ from notifications.message import (
 from notifications.render import RenderedMail
 from notifications.transport import Sender
 from parsers.classify import is_no_reply_address
+from parsers.model import Problem
 from service.bootstrap import App
 from service.db import is_postgres
 from service.leases import LeaseBusyError, held_lease
@@ -200,6 +202,8 @@ def queue_unit_receipt(
     """
     if not _replies_allowed(app, message) or not message.sender:
         return None
+    if _bare(message.sender) in {_bare(address) for address in app.settings.campaign.staff}:
+        return None  # staff writing to the contact mailbox need no receipt
     to = message.reply_to[:1] or [message.sender]
     recipient = _bare(to[0])
     if not recipient or is_no_reply_address(recipient):
@@ -279,11 +283,11 @@ def unit_receipt_context(
             cases.append(
                 CaseLine(
                     row=row.row,
-                    title=row.title,
-                    applicant=row.applicant,
+                    title=tidy(row.title) or "",
+                    applicant=tidy(row.applicant) or "",
                     match=cast(MatchKind, row.match),
                     submission_ref=row.submission_ref,
-                    submission_title=titles.get(row.submission_ref or ""),
+                    submission_title=tidy(titles.get(row.submission_ref or "")),
                 )
             )
         if recommendation.pdf_attachment_id is None:
@@ -311,16 +315,28 @@ def unit_receipt_context(
         message_kind=cast(ReceiptMessageKind, kind),
         sender_name=message.sender_name or message.sender,
         attachments=files,
-        unit=recommendation.unit if recommendation else None,
-        contact_name=recommendation.contact_name if recommendation else None,
+        unit=tidy(recommendation.unit) if recommendation else None,
+        contact_name=tidy(recommendation.contact_name) if recommendation else None,
         cases=cases,
         missing=missing,
         large_attachment_links=links,
-        problems=[problem for problem in message.problems if "internal error" not in problem][:10],
+        problems=sender_texts(message.problems, covered=RECEIPT_COVERED if missing else ())[:10],
         recommendation_complete=bool(recommendation and recommendation.complete),
         version=recommendation.version if recommendation else 1,
         supersedes_earlier=bool(recommendation and recommendation.version > 1),
     )
+
+
+RECEIPT_COVERED = ("pdf_waiting_for_word", "awaiting_word")
+"""Problems the receipt's list of missing files already tells the sender."""
+
+
+def sender_texts(stored: Sequence[object], *, covered: Sequence[str] = ()) -> list[str]:
+    """The Chinese sender texts of stored problems that concern the sender, each once
+    (those whose code is in `covered` are said elsewhere in the mail)."""
+    problems = (Problem.from_json(item) for item in stored)
+    texts = (problem.sender_text for problem in problems if problem.code not in covered)
+    return list(dict.fromkeys(text for text in texts if text))
 
 
 def queue_applicant_receipts(
@@ -349,10 +365,10 @@ def queue_applicant_receipts(
             campaign_name=app.settings.campaign.name,
             deadline=app.settings.campaign.deadline,
             submission_ref=submission.ref,
-            submission_title=submission.title,
-            applicant=submission.applicant,
-            contact_name=submission.contact,
-            unit=recommendation.unit,
+            submission_title=tidy(submission.title) or "",
+            applicant=tidy(submission.applicant) or "",
+            contact_name=tidy(submission.contact),
+            unit=tidy(recommendation.unit) or "",
             event=cast(ApplicantEvent, event),
             complete=recommendation.complete,
             missing=missing,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from parsers.model import PdfForm, WordForm
+from parsers.model import PdfForm, Problem, WordForm
 from parsers.normalize import normalize_unit, units_match
 from service.bootstrap import App
 from service.models import Attachment, CaseRow, ManualDecision, Message, Recommendation
@@ -53,7 +53,7 @@ class Placement:
     """Which recommendations a message touched, and what staff should know."""
 
     touched: list[Recommendation] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     needs_person: bool = False  # something only staff can settle (e.g. whose form this is)
 
 
@@ -132,8 +132,7 @@ def place_forms(
         recommendation = _place_lone_pdf(session, message, pdf)
         if recommendation is None:
             placement.problems.append(
-                f"{pdf.attachment.filename}: no Word form it belongs to yet; it waits for its "
-                "Word form (or staff place it with `intake pair pdf`)"
+                Problem("pdf_waiting_for_word", {"file": pdf.attachment.filename})
             )
             continue
         if recommendation not in placement.touched:
@@ -149,15 +148,11 @@ def _record_form(
     unit = written or _unit_from_history(session, message.sender)
     if not written and unit:
         placement.problems.append(
-            f"{item.attachment.filename}: the form names no 推荐单位; taken as {unit} from "
-            "the sender's earlier mail"
+            Problem("unit_from_history", {"file": item.attachment.filename, "unit": unit})
         )
     if not unit:
         unit = f"{UNIT_UNREAD}{message.sender or message.sha256[:12]}"
-        placement.problems.append(
-            f"{item.attachment.filename}: the form names no 推荐单位 and the sender sent none "
-            "before; filed under the sender until a form names it"
-        )
+        placement.problems.append(Problem("unit_unread", {"file": item.attachment.filename}))
         placement.needs_person = True
     unit_key = normalize_unit(unit) or unit
     current = _current_for(session, unit_key, unit)

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from config.errors import IntakeError, ParseError
 from parsers.mail import parse_message
-from parsers.model import ParsedMessage, PdfForm, WordForm
+from parsers.model import ParsedMessage, PdfForm, Problem, WordForm
 from parsers.pdf_form import read_pdf_form
 from parsers.word_form import read_word_form
 from service.bootstrap import App
@@ -70,10 +70,13 @@ def process_message(app: App, message_pk: int, *, sha256: str | None = None) -> 
         parsed = parse_message(raw)
         del raw  # the parsed message holds what is kept: a 50 MB message is not held twice
     except (ParseError, IntakeError) as exc:
-        return _mark_unreadable(app, message_pk, str(exc))
+        code = getattr(exc, "code", None) or "message_unreadable"
+        return _mark_unreadable(app, message_pk, Problem(code, {"detail": str(exc)}))
     except Exception as exc:  # a parser bug must not stop the batch: record it for staff
         logger.error("unexpected error parsing message %s:\n%s", message_pk, traceback.format_exc())
-        return _mark_unreadable(app, message_pk, f"internal error while parsing: {exc!r}")
+        return _mark_unreadable(
+            app, message_pk, Problem("internal_error", {"detail": f"while parsing: {exc!r}"})
+        )
     try:
         with Session(app.engine, expire_on_commit=False) as session:
             message = session.get(Message, message_pk)
@@ -90,7 +93,7 @@ def process_message(app: App, message_pk: int, *, sha256: str | None = None) -> 
         return status
     except Exception as exc:
         logger.error("error recording message %s:\n%s", message_pk, traceback.format_exc())
-        return _mark_unreadable(app, message_pk, f"could not be recorded: {exc}")
+        return _mark_unreadable(app, message_pk, Problem("record_failed", {"detail": str(exc)}))
 
 
 def _sha_of(app: App, message_pk: int) -> str:
@@ -100,17 +103,17 @@ def _sha_of(app: App, message_pk: int) -> str:
         return message.sha256
 
 
-def _mark_unreadable(app: App, message_pk: int, reason: str) -> str:
+def _mark_unreadable(app: App, message_pk: int, reason: Problem) -> str:
     with Session(app.engine) as session:
         message = session.get(Message, message_pk)
         assert message is not None
         message.status = "needs_attention"
-        message.problems = [*message.problems, reason]
+        message.problems = [*message.problems, reason.as_json()]
         message.processed_at = app.clock()
         message.late = message.received_at > app.settings.campaign.deadline
         session.add(message)
         session.commit()
-    app.log(f"message {message_pk} needs attention: {reason}")
+    app.log(f"message {message_pk} needs attention: {reason.message}")
     return "needs_attention"
 
 
@@ -127,7 +130,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     message.no_reply = parsed.no_reply
     message.late = message.received_at > deadline
     message.message_id = parsed.message_id or message.message_id
-    problems = [problem.message for problem in parsed.problems]
+    problems = [problem.as_json() for problem in parsed.problems]
     needs_person = False
     details: dict[str, object] = {}
     if parsed.bounce is not None:
@@ -179,11 +182,22 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
             pdfs.append(PdfInput(attachment=row, form=pdf))
         else:
             session.add(row)
-        problems.extend(f"{attachment.filename}: {text}" for text in row.problems)
+        problems.extend(row.problems)
     # no flush of its own here or below: the next query flushes (autoflush), so the message
     # row is written once, not once per step
     placement = place_forms(app, session, message, forms, pdfs)
-    problems.extend(placement.problems)
+    # pairing says more about a form without a unit (whose unit it was taken for): say it once
+    resolved = {
+        problem.params.get("file")
+        for problem in placement.problems
+        if problem.code in ("unit_from_history", "unit_unread")
+    }
+    problems = [
+        item
+        for item in problems
+        if not (item["code"] == "no_unit" and item["params"].get("file") in resolved)
+    ]
+    problems.extend(problem.as_json() for problem in placement.problems)
     needs_person = needs_person or placement.needs_person
     reconcile(app, session, placement.touched)
     if message.kind == "large_attachment_link":
@@ -202,9 +216,9 @@ def _read_word(data: bytes, filename: str, row: Attachment) -> WordForm | None:
     try:
         form = read_word_form(data, filename)
     except ParseError as exc:
-        row.problems = [*row.problems, str(exc)]
+        row.problems = [*row.problems, _read_failure(exc, "word_unreadable", filename)]
         return None
-    row.problems = [*row.problems, *(problem.message for problem in form.problems)]
+    row.problems = [*row.problems, *_of_file(form.problems, filename)]
     return form
 
 
@@ -212,15 +226,25 @@ def _read_pdf(data: bytes, filename: str, row: Attachment) -> PdfForm | None:
     try:
         form = read_pdf_form(data, filename)
     except ParseError as exc:
-        row.problems = [*row.problems, str(exc)]
+        row.problems = [*row.problems, _read_failure(exc, "pdf_unreadable", filename)]
         row.seal = "unknown"
         return None
     row.seal = form.seal
     row.scanned = form.scanned
     row.pdf_unit = form.unit
     row.pdf_text = form.text[:PDF_TEXT_KEPT]
-    row.problems = [*row.problems, *(problem.message for problem in form.problems)]
+    row.problems = [*row.problems, *_of_file(form.problems, filename)]
     return form
+
+
+def _read_failure(exc: ParseError, code: str, filename: str) -> dict[str, object]:
+    """A reader's refusal as a stored problem of the file (the error's own code if it has one)."""
+    return Problem(exc.code or code, {"file": filename, "detail": str(exc)}).as_json()
+
+
+def _of_file(problems: list[Problem], filename: str) -> list[dict[str, object]]:
+    """A form's problems, stored with the attachment's file name as their `file`."""
+    return [problem.with_params(file=filename).as_json() for problem in problems]
 
 
 def rebuild_all(app: App) -> ProcessCounts:

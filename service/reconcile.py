@@ -150,7 +150,7 @@ def _match_rows(
             score=round(result.score, 1),
             candidates=[[ref, round(score, 1)] for ref, score in result.candidates],
             evidence=list(result.evidence),
-            warnings=list(result.warnings),
+            warnings=[warning.as_json() for warning in result.warnings],
         )
     for row in rows:
         decision = manual.get(row.row)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from config.settings import Settings
+from parsers.model import Problem
 from parsers.normalize import units_match
 from service.models import (
     Attachment,
@@ -37,6 +38,18 @@ UNIT_UNREAD = "未读出推荐单位："
 def iso(moment: datetime | None, settings: Settings) -> str | None:
     """ISO 8601 with the campaign's offset."""
     return None if moment is None else moment.astimezone(settings.campaign.zone).isoformat()
+
+
+def problem_entries(stored: Sequence[object]) -> list[dict[str, str]]:
+    """Stored problems (`{code, params}`) as the register shows them: `{code, text}`.
+
+    `text` is the Chinese staff text: what it is and what to do.
+    """
+    entries = []
+    for item in stored:
+        problem = Problem.from_json(item)
+        entries.append({"code": problem.code, "text": problem.staff_text})
+    return entries
 
 
 def submission_states(
@@ -177,7 +190,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "late": message.late,
                 "kind": message.kind,
                 "status": message.status,
-                "problems": message.problems,
+                "problems": problem_entries(message.problems),
                 "attachments": [
                     {
                         "filename": attachment.filename,
@@ -199,6 +212,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             {
                 "id": recommendation.id,
                 "unit": recommendation.unit,
+                "unit_key": recommendation.unit_key,
                 "sender": recommendation.sender,
                 "version": recommendation.version,
                 "current": recommendation.current,
@@ -236,7 +250,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                         "score": row.score,
                         "candidates": row.candidates,
                         "evidence": row.evidence,
-                        "warnings": row.warnings,
+                        "warnings": problem_entries(row.warnings),
                     }
                     for row in rows_by_recommendation.get(recommendation.id or 0, [])
                 ],
@@ -268,6 +282,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         ],
         "outbox": [
             {
+                "id": row.id,
                 "kind": row.kind,
                 "to": row.recipients,
                 "cc": row.cc,
@@ -292,6 +307,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 if attachment.message_pk in message_by_pk
                 else None,
                 "seal": attachment.seal,
+                "message": attachment.message_pk,
             }
             for attachment in attachments
             if attachment.kind == "form_pdf" and attachment.id not in placed_pdfs
@@ -315,122 +331,6 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             )
         ],
     }
-
-
-def attention_items(register: dict[str, Any]) -> list[dict[str, str]]:
-    """Everything in the register that needs a person: what, where, what to do."""
-    items: list[dict[str, str]] = []
-    for mailbox in register.get("mailboxes", []):
-        if mailbox["last_error"]:
-            items.append(
-                {
-                    "category": "邮箱无法读取",
-                    "what": f"{mailbox['last_error']} (failing since {mailbox['failing_since']})",
-                    "where": f"{mailbox['account']}/{mailbox['folder']}",
-                    "action": "check the mailbox settings and the server; `intake health` says "
-                    "whether it has recovered",
-                }
-            )
-    for message in register["messages"]:
-        where = f"{message['sender']} «{message['subject']}» ({message['received_at']})"
-        if message["status"] == "needs_attention":
-            reason = "; ".join(message["problems"]) or "needs a person"
-            category = (
-                "超大附件链接" if message["kind"] == "large_attachment_link" else "邮件待处理"
-            )
-            action = (
-                "download the files from the links, or ask the unit to attach them"
-                if message["kind"] == "large_attachment_link"
-                else "open the message in the archive and handle it; then `intake reprocess`"
-            )
-            items.append({"category": category, "what": reason, "where": where, "action": action})
-        if message["late"] and message["kind"] in (
-            "recommendation",
-            "other",
-            "large_attachment_link",
-        ):
-            items.append(
-                {
-                    "category": "逾期",
-                    "what": "arrived after the deadline",
-                    "where": where,
-                    "action": "decide whether to accept it",
-                }
-            )
-    for pdf in register["unplaced_pdfs"]:
-        items.append(
-            {
-                "category": "PDF待对应",
-                "what": f"sealed PDF {pdf['filename']} not placed",
-                "where": str(pdf["message_id"]),
-                "action": f"intake pair pdf --recommendation ID --attachment {pdf['sha256'][:12]}",
-            }
-        )
-    for recommendation in register["recommendations"]:
-        if not recommendation["current"]:
-            continue
-        unit = f"{recommendation['unit']} v{recommendation['version']} (#{recommendation['id']})"
-        if str(recommendation["unit"]).startswith(UNIT_UNREAD):
-            items.append(
-                {
-                    "category": "推荐单位待确认",
-                    "what": "the form names no 推荐单位; filed under the sender's address",
-                    "where": unit,
-                    "action": "ask the sender for a form that names the unit (it supersedes this)",
-                }
-            )
-        if recommendation["pdf"] is None:
-            items.append(
-                {
-                    "category": "缺盖章PDF",
-                    "what": "no sealed PDF yet",
-                    "where": unit,
-                    "action": "wait, or ask the unit for the sealed PDF",
-                }
-            )
-        elif recommendation["pdf"]["seal"] != "present":
-            items.append(
-                {
-                    "category": "未检出公章",
-                    "what": f"seal check: {recommendation['pdf']['seal']}",
-                    "where": unit,
-                    "action": "look at the PDF",
-                }
-            )
-        for case in recommendation["cases"]:
-            if case["match"] == "ambiguous":
-                candidates = ", ".join(str(candidate[0]) for candidate in case["candidates"])
-                items.append(
-                    {
-                        "category": "匹配待核对",
-                        "what": f"row {case['row']} {case['title']}: "
-                        f"several submissions fit ({candidates})",
-                        "where": unit,
-                        "action": f"intake pair set --recommendation {recommendation['id']} "
-                        f"--row {case['row']} --submission REF",
-                    }
-                )
-            elif case["match"] == "none":
-                items.append(
-                    {
-                        "category": "未在线申报",
-                        "what": f"row {case['row']} {case['title']} "
-                        f"({case['applicant']}): no online submission",
-                        "where": unit,
-                        "action": "the applicant must submit online; re-import the export",
-                    }
-                )
-    for mail in register["outbox"]:
-        if mail["status"] == "failed":
-            items.append(
-                {
-                    "category": "发送失败",
-                    "what": f"{mail['kind']}: {mail['last_error']}",
-                    "where": ", ".join(mail["to"]),
-                    "action": "check the address",
-                }
-            )
-    return items
 
 
 def summary_counts(register: dict[str, Any]) -> dict[str, Counter[str]]:

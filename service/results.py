@@ -13,7 +13,7 @@ from typing import cast
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from notifications.contexts import RESULT_LABELS, Result, ResultNotice
+from notifications.contexts import RESULT_LABELS, Result, ResultNotice, tidy
 from parsers.results import read_results
 from service.bootstrap import App
 from service.imports import ImportReport, read_file
@@ -65,9 +65,9 @@ def import_results(app: App, path: Path, *, resend_changed: bool = False) -> Imp
             context = ResultNotice(
                 campaign_name=app.settings.campaign.name,
                 submission_ref=submission.ref,
-                submission_title=submission.title,
-                applicant=submission.applicant,
-                contact_name=submission.contact,
+                submission_title=tidy(submission.title) or "",
+                applicant=tidy(submission.applicant) or "",
+                contact_name=tidy(submission.contact),
                 result=decision.result,
                 note=decision.note,
                 correction=correction,

@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session, col, select
 
 from config.errors import ConfigError, IntakeError, MailboxError
+from config.settings import trial_warning
 from service.archive import sha256_hex
 from service.bootstrap import App
 from service.db import is_postgres
@@ -233,6 +234,8 @@ class Service:
         while not self.stop.is_set():
             try:
                 with self.app.open_mailbox() as mailbox:
+                    # from here on, new mail is announced (tests wait for this line, not a timer)
+                    self.app.log(event_line("idle_waiting", folder=mailbox.folder))
                     while not self.stop.is_set():
                         began = time.monotonic()
                         if mailbox.wait_for_new(wait):
@@ -426,6 +429,9 @@ def _serve(app: App, stop: threading.Event, counters: ServiceCounters) -> int:
             pid=os.getpid(),
         )
     )
+    warning = trial_warning(settings)
+    if warning is not None:
+        logger.warning(event_line("sample_settings", problem=warning))
     if not is_postgres(app.engine):
         logger.warning(
             event_line(

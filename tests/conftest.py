@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.apps import dispose_engines
 from tests.support.services import services_required
 
 pytest_plugins = [
@@ -29,3 +30,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         report.longrepr = (
             f"integration test skipped under INTAKE_REQUIRE_SERVICES=1: {report.longrepr}"
         )
+
+
+@pytest.fixture(autouse=True)
+def _engines_are_disposed() -> Iterator[None]:
+    """Dispose every engine a test built with `make_app`, whether or not it passed."""
+    yield
+    dispose_engines()

@@ -32,11 +32,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.errors import IntakeError
 from parsers.mail import parse_message
+from parsers.model import Problem
 from service import accounts
 from service.accounts import Staff
 from service.bootstrap import App
 from service.models import Attachment, CaseRow, Outbox, Recommendation
 from service.models import Message as MailMessage
+from service.todo import todo_items, todo_json
 from service.web import charts, pdfpages, queries, texts
 from service.web.security import (
     CSRF_FIELD,
@@ -285,8 +287,7 @@ class Workspace:
 
     def todo_list(self) -> list[Any]:
         """The queue of what needs a person, computed once per version of the register."""
-        base_url = self.settings.web.base_url
-        return self.register.derived("todo", lambda register: todo_items(register, base_url))
+        return self.register.derived("todo", todo_items)
 
     def todo(self, request: Request, staff: Staff) -> Response:
         """待处理: everything that needs a person (read-only for now)."""
@@ -527,10 +528,7 @@ class Workspace:
 
     def api_todo(self, request: Request, staff: Staff) -> Response:
         """`{"items": [...]}`: everything that needs a person."""
-        base_url = self.settings.web.base_url
-        items = self.register.derived(
-            "todo.json", lambda register: todo_json_items(register, base_url)
-        )
+        items = self.register.derived("todo.json", todo_json_items)
         return JSONResponse({"items": items})
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
@@ -598,18 +596,13 @@ def _query(request: Request) -> Callable[..., str]:
 
 
 def problem_text(item: Any) -> str:
-    """A stored problem as staff read it."""
-    return str(item)
+    """A stored problem (`{code, params}`) as staff read it, in Chinese."""
+    return Problem.from_json(item).staff_text
 
 
-def todo_items(register: dict[str, Any], base_url: str | None) -> list[Any]:
-    """The queue of what needs a person."""
-    return []
-
-
-def todo_json_items(register: dict[str, Any], base_url: str | None) -> list[dict[str, Any]]:
-    """The queue as JSON for scripts."""
-    return []
+def todo_json_items(register: dict[str, Any]) -> list[dict[str, Any]]:
+    """The queue as `/api/todo` publishes it."""
+    return [todo_json(item) for item in todo_items(register)]
 
 
 def create_app(app: App) -> Starlette:

@@ -79,14 +79,16 @@ def _fingerprint_query() -> sa.Select[Any]:
         scalar(count(), Message),
         scalar(sa.func.max(Message.id), Message),
         scalar(sa.func.max(Message.processed_at), Message),
-        scalar(count().filter(col(Message.status) == "needs_attention"), Message),
+        sa.select(count())
+        .select_from(Message)
+        .where(col(Message.status) == "needs_attention")
+        .scalar_subquery(),
         scalar(count(), Attachment),
         scalar(count(), Recommendation),
         scalar(sa.func.max(Recommendation.id), Recommendation),
         scalar(count(), CaseRow),
         scalar(sa.func.max(CaseRow.id), CaseRow),
         scalar(count(), Submission),
-        scalar(sa.func.max(Submission.imported_at), Submission),
         scalar(count(), Outbox),
         scalar(sa.func.max(Outbox.id), Outbox),
         scalar(sa.func.max(Outbox.next_attempt_at), Outbox),
@@ -112,6 +114,8 @@ class RegisterCache:
         self._key: tuple[Any, ...] | None = None
         self._register: dict[str, Any] = {}
         self._derived: dict[str, Any] = {}
+        compiled = _fingerprint_query().compile(app.engine, compile_kwargs={"literal_binds": True})
+        self._fingerprint = sa.text(str(compiled))
 
     def get(self) -> dict[str, Any]:
         """The current register (shared: callers must not change it)."""
@@ -126,14 +130,15 @@ class RegisterCache:
             return cast(T, derived[name])
 
     def _current(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        with Session(self._app.engine) as session:
-            key = tuple(session.execute(_fingerprint_query()).one())
-            with self._lock:
-                if key != self._key:
+        with self._app.engine.connect() as connection:
+            key = tuple(connection.execute(self._fingerprint).one())
+        with self._lock:
+            if key != self._key:
+                with Session(self._app.engine) as session:
                     self._register = build_register(session, self._app.settings)
-                    self._derived = {}
-                    self._key = key
-                return self._register, self._derived
+                self._derived = {}
+                self._key = key
+            return self._register, self._derived
 
 
 # -- 来信 ------------------------------------------------------------------------------------

@@ -133,18 +133,17 @@ def test_the_digest_lists_the_day_the_totals_and_every_item_that_needs_a_person(
     assert "截至2025年7月21日 08:30" in text and "还有10天" in text
     assert "来信合计：6封" in text  # the late one arrives in August
     for category in [
-        "邮件待处理",  # the over-size message that could not be read
-        "超大附件链接",
-        "PDF待对应",
+        "来信待处理",  # the over-size message that could not be read, the link-only one
+        "盖章PDF待对应",
         "缺盖章PDF",
-        "未检出公章",
+        "公章待确认",
         "匹配待核对",
         "未在线申报",
-        "发送失败",
-        "逾期",
+        "邮件发送失败",
+        "逾期送达",
     ]:
         assert f"【{category}】" in text, category
-    assert "a@jia.example" in text.split("四、发送失败的邮件（1封）")[1].split("五、")[0]
+    assert "拒收（代码550）" in text.split("四、发送失败的邮件（1封）")[1].split("五、")[0]
     assert "e@wu.example" in text.split("六、逾期送达（1项）")[1]
     html = digest.get_body(("html",)).get_content()
     assert "匹配待核对" in html and "发送失败" in html

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from service.ingest import poll
 from service.mailbox import ImapMailbox, read_header_block
 from service.models import Message, Outbox
-from service.register import attention_items
+from service.todo import todo_items
 from tests.support.apps import imap_mailbox, make_app, register_of
 from tests.support.bulk_mail import append_all, arrival, small_message
 from tests.support.mailmaker import File, mail, pdf
@@ -226,12 +226,12 @@ def test_broken_messages_need_attention_and_the_mail_after_them_is_processed(
     assert last.status == "processed"
     outlook = rows[len(BROKEN_CORPUS_MESSAGES)]
     assert outlook.status == "needs_attention"
-    assert "Outlook .msg" in outlook.problems[0]
+    assert outlook.problems[0]["code"] == "message_is_outlook_file"
     assert app.archive.get(outlook.sha256) == OUTLOOK_MSG
     attachment_case = rows[len(BROKEN_CORPUS_MESSAGES) + 1]
     assert attachment_case.status in ("processed", "needs_attention")
-    items = attention_items(register_of(app))
-    assert any("Outlook .msg" in item["what"] for item in items)
+    items = todo_items(register_of(app))
+    assert any("另存为" in item.summary for item in items if item.kind == "needs_attention")
     app.engine.dispose()
 
 
@@ -255,8 +255,8 @@ def test_a_broken_form_named_like_a_form_needs_attention(sqlite_url, tmp_path, d
 
     (row,) = ledger(app)
     assert row.status == "needs_attention"
-    assert any("推荐表.docx" in problem for problem in row.problems)
-    assert any("推荐表（盖章）.pdf" in problem for problem in row.problems)
+    files = {problem["params"].get("file") for problem in row.problems}
+    assert {"推荐表.docx", "推荐表（盖章）.pdf"} <= files
     app.engine.dispose()
 
 
@@ -335,11 +335,11 @@ def test_an_over_size_message_is_recorded_from_its_headers_for_staff(db_url, tmp
     assert 2 not in counting.fetched_uids and counting.header_uids == [2]
     row = next(row for row in ledger(app) if row.message_id == "<big.7@unit7.example.cn>")
     assert row.status == "needs_attention" and not row.downloaded
-    assert "over the" in row.problems[0] and "max_message_size" in row.problems[0]
+    assert row.problems[0]["code"] == "message_too_large"
     assert row.sender == "contact7@unit7.example.cn" and "第7号" in row.subject
     assert app.archive.get(row.sha256) == read_header_block(big)
-    items = attention_items(register_of(app))
-    assert any("max_message_size" in item["what"] and "第7号" in item["where"] for item in items)
+    items = todo_items(register_of(app))
+    assert any("未下载" in item.summary and "第7号" in item.where for item in items)
     assert set(folder_contents(dovecot, username, "INBOX")) == {hashlib.sha256(big).hexdigest()}
     assert poll(app).listed == 0
     app.engine.dispose()

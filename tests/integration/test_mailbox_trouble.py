@@ -7,7 +7,7 @@ import pytest
 from service.digest import digest_context
 from service.ingest import poll
 from service.mailbox import ImapMailbox
-from service.register import attention_items
+from service.todo import todo_items
 from tests.support.apps import make_app, register_of
 from tests.support.services import free_port
 
@@ -30,8 +30,8 @@ def test_an_unreachable_mailbox_is_in_the_register_and_the_digest(sqlite_url, tm
     (mailbox,) = register["mailboxes"]
     assert mailbox["last_error"] == report.error
     assert mailbox["failing_since"] is not None
-    items = [item for item in attention_items(register) if item["category"] == "邮箱无法读取"]
-    assert len(items) == 1 and f"127.0.0.1:{port}" in items[0]["where"]
+    items = [item for item in todo_items(register) if item.kind == "mailbox_unreadable"]
+    assert len(items) == 1 and f"127.0.0.1:{port}" in items[0].where
     digest = digest_context(app, register, app.clock())
     assert any(item.category == "邮箱无法读取" for item in digest.attention)
     rendered = app.renderer.render(digest)

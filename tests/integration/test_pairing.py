@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from service.bootstrap import App
-from service.register import attention_items
+from service.todo import todo_items
 from tests.support.apps import register_of
 from tests.support.mailmaker import HEBEI, Case, Form, MailDrop, at, mail, pdf, word
 
@@ -64,7 +64,7 @@ def test_a_pdf_sent_first_by_a_colleague_waits_visibly_and_joins_the_word_a_day_
     )
     waiting = register_of(app)
     assert [item["message_id"] for item in waiting["unplaced_pdfs"]] == [pdf_id]
-    assert [item["category"] for item in attention_items(waiting)] == ["PDF待对应"]
+    assert [item.kind for item in todo_items(waiting)] == ["unplaced_pdf"]
     assert current(waiting) == []
 
     drop.arrive(
@@ -86,9 +86,7 @@ def test_a_pdf_sent_first_by_a_colleague_waits_visibly_and_joins_the_word_a_day_
         "same organisation" in reason for reason in recommendation["pdf_pairing"]["evidence"]
     )
     assert placed["unplaced_pdfs"] == []
-    assert attention_items(placed) == [
-        item for item in attention_items(placed) if item["category"] == "未在线申报"
-    ]
+    assert {item.kind for item in todo_items(placed)} <= {"no_submission"}
 
 
 def test_a_forwarded_original_is_recorded_with_the_files_it_carries(app: App, drop: MailDrop):
@@ -144,7 +142,7 @@ def test_a_pdf_nobody_can_place_stays_visible_until_its_sender_sends_the_word(
     )
     waiting = register_of(app)
     assert [item["message_id"] for item in waiting["unplaced_pdfs"]] == [stray_id]
-    assert "PDF待对应" in [item["category"] for item in attention_items(waiting)]
+    assert "unplaced_pdf" in [item.kind for item in todo_items(waiting)]
     assert only_current(waiting)["pdf"]["message_id"] != stray_id
 
     drop.arrive(
@@ -228,7 +226,8 @@ def test_a_form_without_a_unit_is_filed_under_the_senders_earlier_unit(app: App,
     assert recommendation["unit"] == HEBEI
     assert recommendation["version"] == 2
     message = next(row for row in register["messages"] if row["message_id"] == message_id)
-    assert any("推荐单位" in problem for problem in message["problems"])
+    assert [problem["code"] for problem in message["problems"]] == ["unit_from_history"]
+    assert HEBEI in message["problems"][0]["text"]
 
 
 def test_a_form_whose_unit_cannot_be_read_from_a_new_sender_needs_a_person(
@@ -247,7 +246,8 @@ def test_a_form_whose_unit_cannot_be_read_from_a_new_sender_needs_a_person(
     register = register_of(app)
     recommendation = only_current(register)
     assert "someone@newunit.example" in recommendation["unit"]
-    assert "推荐单位待确认" in [item["category"] for item in attention_items(register)]
+    (item,) = [item for item in todo_items(register) if item.kind == "needs_attention"]
+    assert "没有填写推荐单位" in item.summary
 
 
 def test_a_unit_written_by_its_short_name_in_a_correction_is_the_same_unit(

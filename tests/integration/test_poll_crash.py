@@ -1,19 +1,19 @@
 """A poller killed at any moment, or a server that vanishes mid-batch, loses and doubles nothing.
 
-The poller runs in a subprocess (tests/support/crash_poller.py) and is ended with SIGKILL at
-random moments; the next one takes over at once (the dead holder's lease is stale) and
-resumes. In the end every message is in the ledger once, processed, with one receipt.
+The poller runs in a subprocess (tests/support/crash_poller.py) that stops at a chosen point
+(mid-fetch, between archiving a batch and committing it, after a committed batch, mid-processing,
+before the after-processing command) and is ended there with SIGKILL; the next one takes over at
+once (the dead holder's lease is stale) and resumes. In the end every message is in the ledger
+once, processed, with one receipt. No test waits for a guessed delay.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -28,11 +28,11 @@ from tests.support.intake_process import REPO
 pytestmark = pytest.mark.integration
 
 
-def start_poller(db_url, workdir, dovecot, username, password, *, batch_size=10):
+def start_poller(db_url, workdir, dovecot, username, password, *, batch_size=10, pause=""):
     return subprocess.Popen(
         [
             sys.executable, "-m", "tests.support.crash_poller", db_url, str(workdir),
-            dovecot.host, str(dovecot.port), username, password, str(batch_size),
+            dovecot.host, str(dovecot.port), username, password, str(batch_size), pause,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -40,14 +40,26 @@ def start_poller(db_url, workdir, dovecot, username, password, *, batch_size=10)
     )  # fmt: skip
 
 
-def wait_for_batches(poller, batches):
-    """Block until the poller has archived `batches` batches (or has ended)."""
-    seen = 0
-    while seen < batches:
+def kill_when_paused(poller):
+    """Wait until the poller says it reached its pause point, then SIGKILL it there."""
+    while True:
         line = poller.stdout.readline()
         if not line:
-            return
-        seen += line.startswith(b"progress ")
+            poller.wait()
+            pytest.fail(f"the poller ended before its pause point: {poller.stderr.read()[-2000:]}")
+        if line.startswith(b"paused "):
+            break
+    os.kill(poller.pid, signal.SIGKILL)
+    poller.wait()
+    poller.stdout.close()
+    poller.stderr.close()
+
+
+def ledger_counts(app):
+    """(messages in the ledger, of which processed)."""
+    with Session(app.engine) as session:
+        statuses = session.exec(select(Message.status)).all()
+    return len(statuses), statuses.count("processed")
 
 
 def ledger_summary(app):
@@ -72,37 +84,35 @@ def assert_each_message_once_processed_with_one_receipt(app, appended):
     assert set(receipts.values()) == {1}
 
 
+KILL_POINTS = [
+    # (pause point, ledger rows and processed rows left behind by the kill)
+    ("fetch:15", 10, 0),  # mid-way through fetching the second batch
+    ("archive:2", 20, 0),  # second batch's files archived, its rows not committed
+    ("batch:3", 50, 0),  # right after a committed batch
+    ("read:7", 100, 6),  # processing: the 7th message read, not yet recorded
+    ("mark:1", 100, 100),  # everything processed, the after-processing command not sent
+]
+
+
 @pytest.mark.slow
-def test_a_poller_killed_at_random_moments_ends_with_every_message_once(db_url, tmp_path, dovecot):
+def test_a_poller_killed_at_each_stage_ends_with_every_message_once(db_url, tmp_path, dovecot):
     username, password = dovecot.user("killed")
     appended = [small_message(number, run="killed") for number in range(100)]
     with dovecot.client(username) as client:
         append_all(client, appended)
     app = make_app(db_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, password))
-    chance = random.Random(20250720)
-    killed = 0
-    ended_by_themselves = []
-    for _ in range(8):
-        if killed == 4:
-            break
-        poller = start_poller(db_url, tmp_path, dovecot, username, password)
-        wait_for_batches(poller, chance.randint(1, 2))
-        time.sleep(chance.uniform(0.0, 0.05))  # anywhere within or just after a batch
-        if poller.poll() is None:
-            os.kill(poller.pid, signal.SIGKILL)
-            killed += 1
-            poller.wait()
-        else:
-            ended_by_themselves.append(poller.stderr.read().decode()[-1500:])
-        poller.stdout.close()
-        poller.stderr.close()
 
+    left_behind = []
+    for pause, _, _ in KILL_POINTS:
+        kill_when_paused(start_poller(db_url, tmp_path, dovecot, username, password, pause=pause))
+        left_behind.append(ledger_counts(app))
     final = start_poller(db_url, tmp_path, dovecot, username, password)
     out, err = final.communicate(timeout=120)
     report = json.loads(out.splitlines()[-1])
 
-    assert killed >= 3, f"pollers ended before they could be killed: {ended_by_themselves}"
+    assert left_behind == [(rows, processed) for _, rows, processed in KILL_POINTS]
     assert final.returncode == 0 and not report["skipped_busy"], err.decode()[-2000:]
+    assert report["marked"] == 100
     assert b"Traceback" not in err
     assert_each_message_once_processed_with_one_receipt(app, appended)
     assert poll(app).listed == 0
@@ -148,14 +158,13 @@ def test_a_lease_held_by_a_live_poller_in_another_process_makes_a_poll_skip(
     with dovecot.client(username) as client:
         append_all(client, appended)
     app = make_app(postgres_url, tmp_path, open_mailbox=imap_mailbox(dovecot, username, password))
-    poller = start_poller(postgres_url, tmp_path, dovecot, username, password)
+    poller = start_poller(postgres_url, tmp_path, dovecot, username, password, pause="batch:1")
     try:
-        deadline = time.monotonic() + 30
-        holder = None
-        while holder is None and time.monotonic() < deadline:
-            with Session(app.engine) as session:
-                holder = session.exec(select(Lease.holder)).first()
-            time.sleep(0.05)
+        assert poller.stdout.readline().startswith(b"progress 0 ")
+        assert poller.stdout.readline().startswith(b"progress 10 ")
+        assert poller.stdout.readline() == b"paused batch 1\n", poller.stderr.read()
+        with Session(app.engine) as session:
+            holder = session.exec(select(Lease.holder)).first()
         assert holder is not None and f":{poller.pid}:" in holder
 
         while_busy = poll(app)

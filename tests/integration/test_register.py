@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.bootstrap import App
-from service.register import attention_items
+from service.todo import todo_items
 from tests.support.apps import make_app, register_of
 from tests.support.mailmaker import (
     CAMPAIGN_SUBMISSIONS,
@@ -82,7 +82,7 @@ def test_a_message_after_the_deadline_is_late_and_so_is_its_recommendation(
     assert late == ["office@gdca.example"]
     assert current_of(register, GUANGDONG)["late"] is True
     assert current_of(register, HEBEI)["late"] is False
-    assert "逾期" in [item["category"] for item in attention_items(register)]
+    assert "late" in [item.kind for item in todo_items(register)]
     (receipt,) = [
         row
         for row in register["outbox"]
@@ -235,8 +235,9 @@ def test_two_similar_submissions_of_one_applicant_make_the_row_ambiguous_never_a
     assert case["submission_ref"] is None
     assert {ref for ref, _ in case["candidates"]} == {"B001", "B002"}
     assert applicant_receipts(register) == Counter()
-    (item,) = [item for item in attention_items(register) if item["category"] == "匹配待核对"]
-    assert "B001" in item["what"] and "B002" in item["what"]
+    (item,) = [item for item in todo_items(register) if item.kind == "ambiguous_row"]
+    assert "B001" in item.summary and "B002" in item.summary
+    assert {candidate["ref"] for candidate in item.details["candidates"]} == {"B001", "B002"}
     assert by_ref(register)["B001"]["status"] == "awaiting_recommendation"
 
 
@@ -258,8 +259,8 @@ def test_a_row_without_an_online_submission_tells_the_unit_what_the_applicant_mu
     register = register_of(app)
     (case,) = current_of(register, HEBEI)["cases"]
     assert (case["match"], case["submission_ref"]) == ("none", None)
-    (item,) = [item for item in attention_items(register) if item["category"] == "未在线申报"]
-    assert "乡村振兴数字化平台" in item["what"]
+    (item,) = [item for item in todo_items(register) if item.kind == "no_submission"]
+    assert "乡村振兴数字化平台" in item.summary
     text = receipt_text(app, message_id)
     assert "乡村振兴数字化平台" in text
     assert "未找到在线申报记录，请申报单位尽快在线提交" in text

@@ -34,16 +34,23 @@ def test_the_xlsx_export_is_one_workbook_staff_can_filter_and_read(config: Path,
     run_intake(config, "export", "--format", "xlsx", "-o", str(target), check=True)
 
     workbook = load_workbook(target)
-    assert workbook.sheetnames[:5] == ["推荐单位", "案例", "在线申报", "待处理", "邮件"]
+    assert workbook.sheetnames == ["推荐单位", "案例", "在线申报", "待处理", "来信", "发出邮件"]
     for sheet in workbook.worksheets:
         assert sheet.freeze_panes == "A2", sheet.title
+        assert sheet.print_title_rows == "$1:$1", sheet.title
+        assert sheet.page_setup.orientation == "landscape", sheet.title
+        assert sheet.page_setup.fitToWidth == 1 and sheet.page_setup.fitToHeight == 0
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage is True, sheet.title
+        assert "2025信息通信行业科技创新案例征集" in (sheet.oddHeader.center.text or "")
+        assert "&P" in (sheet.oddFooter.center.text or ""), sheet.title
         assert sheet.auto_filter.ref and sheet.auto_filter.ref.startswith("A1:"), sheet.title
         widths = [
             sheet.column_dimensions[cell.column_letter].width for cell in sheet[1] if cell.value
         ]
         assert all(6 <= width <= 60 for width in widths), (sheet.title, widths)
     units = workbook["推荐单位"]
-    assert [cell.value for cell in units[1]][:5] == ["编号", "推荐单位", "版本", "当前版本", "完整"]
+    headers = [cell.value for cell in units[1]]
+    assert headers[:5] == ["编号", "推荐单位", "版本", "当前版本", "材料齐全"]
     assert units.max_row == 1 + 3
     submissions = workbook["在线申报"]
     headers = [cell.value for cell in submissions[1]]
@@ -55,8 +62,8 @@ def test_the_xlsx_export_is_one_workbook_staff_can_filter_and_read(config: Path,
     assert status["A004"] == "待Word推荐表"
     assert status["V001"] == "材料齐全"
     todo = [row[0] for row in workbook["待处理"].iter_rows(min_row=2, values_only=True)]
-    assert "PDF待对应" in todo and "逾期" in todo
-    mail_rows = list(workbook["邮件"].iter_rows(min_row=2, values_only=True))
+    assert "盖章PDF待对应" in todo and "逾期送达" in todo
+    mail_rows = list(workbook["来信"].iter_rows(min_row=2, values_only=True))
     assert len(mail_rows) == 4
     title_width = units.column_dimensions["B"].width
     assert title_width >= len("中国联合网络通信有限公司河北省分公司") * 2 - 4
@@ -67,9 +74,9 @@ def test_status_piped_is_plain_text_with_the_counts_and_what_needs_a_person(conf
 
     assert "\x1b[" not in done.stdout
     text = done.stdout
-    assert "awaiting_word" in text and "awaiting_recommendation" in text
-    assert "needs a person" in text
-    assert "PDF待对应" in text and "逾期" in text
+    assert "待Word推荐表" in text and "待推荐表" in text
+    assert "需要人工处理" in text
+    assert "盖章PDF待对应" in text and "逾期送达" in text
     assert JIANGXI[:4] in text
 
 
@@ -79,4 +86,4 @@ def test_status_on_a_terminal_is_rich(config: Path):
     )
 
     assert "\x1b[" in done.stdout
-    assert "needs a person" in done.stdout
+    assert "需要人工处理" in done.stdout

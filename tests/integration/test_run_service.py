@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from config.settings import SAMPLES
 from notifications.transport import RecordingTransport
+from service.db import create_db_engine
 from service.health import ServiceCounters
 from service.scheduler import Service, build_scheduler, import_watch_folder, run_service
 from tests.support.apps import EXPECTED_RECEIPTS, append_samples, make_app
@@ -150,6 +152,17 @@ def test_a_restarted_service_imports_nothing_twice_and_sends_nothing_twice(
     assert "event=submissions_imported" not in second.log()
 
 
+def polls_finished(database_url: str) -> int:
+    """How many mailbox folders have had a poll run to its end (an empty one logs nothing)."""
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            query = sa.text("select count(*) from poll_cursor where last_poll_at is not null")
+            return int(connection.execute(query).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def test_with_idle_new_mail_is_read_long_before_the_next_scheduled_poll(
     tmp_path, dovecot, smtp_sink, postgres_url, start_service
 ):
@@ -169,7 +182,12 @@ def test_with_idle_new_mail_is_read_long_before_the_next_scheduled_poll(
     wait_until(
         lambda: "event=service_starting" in service.log(), timeout=30, what="the service to start"
     )
-    time.sleep(2)  # the start-up poll finds the folder empty; IDLE is waiting after it
+    wait_until(  # the start-up poll found the folder empty, and IDLE is waiting after it
+        lambda: polls_finished(postgres_url) and "event=idle_waiting" in service.log(),
+        timeout=60,
+        what="the start-up poll and the IDLE connection",
+        evidence=lambda: service.log()[-4000:],
+    )
 
     appended = time.monotonic()
     append_samples(dovecot, username)
@@ -207,6 +225,9 @@ def test_on_sqlite_intake_run_warns_it_must_be_the_only_process_and_sigint_stops
     log = service.log()
     warning = next(line for line in log.splitlines() if "event=single_process_only" in line)
     assert "level=warning" in warning and "only ONE `intake run`" in warning
+    trial = [line for line in log.splitlines() if "event=sample_settings" in line]
+    assert len(trial) == 1 and "level=warning" in trial[0]
+    assert "bundled sample mailbox" in trial[0] and "written as files" in trial[0]
 
 
 # -- the same service in this process ---------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from config.settings import SAMPLES, Settings
@@ -30,6 +31,20 @@ EXPECTED_RECEIPTS = {
     if message["unit_receipt"] is True
 }
 """In-Reply-To of each unit receipt the samples must produce -> the address it goes to."""
+
+
+ENGINES: list[sa.Engine] = []
+"""Every engine `make_app` built during the current test, disposed after it (tests/conftest.py)."""
+
+
+def dispose_engines() -> None:
+    """Close the pooled connections of every engine built by `make_app` since the last call.
+
+    An engine left for the garbage collector closes nothing: psycopg then warns "connection
+    deleted while still open" in whichever later test is running, and warnings are errors.
+    """
+    while ENGINES:
+        ENGINES.pop().dispose()
 
 
 class MovableClock:
@@ -60,6 +75,7 @@ def make_app(
         **sections,
     )
     engine = create_db_engine(db_url)
+    ENGINES.append(engine)
     upgrade_schema(engine)
     return App(
         settings=settings,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from pathlib import Path
 
@@ -88,13 +87,11 @@ def test_utf8_entry_names_without_the_flag_stay_utf8():
     assert [f.filename for f in unpack(archive).files] == ["推荐表（盖章）.pdf"]
 
 
-def test_a_nested_zip_bomb_is_stopped_quickly_with_a_problem():
+def test_a_nested_zip_bomb_is_stopped_with_a_problem():
     bomb = nested_zip_bomb()
-    started = time.perf_counter()
 
     unpacked = unpack(bomb, "42.zip")
 
-    assert time.perf_counter() - started < 10
     assert not unpacked.complete
     assert any(problem.code == "zip_bomb" for problem in unpacked.problems)
     assert sum(len(f.data) for f in unpacked.files) <= Limits().max_inflated_bytes

@@ -193,7 +193,7 @@ def test_the_digest_counts_days_left_and_lists_what_needs_a_person(renderer):
 
     assert "10天" in mail.subject
     for body in (mail.text, mail.html):
-        assert "在系统中确认对应的申报编号" in body
+        assert "请确认这一行对应哪一项" in body
         assert "old-contact@example.net" in body
         assert "noreply@example.com" in body
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from config.errors import ConfigError
-from config.settings import SAMPLE_MAILBOX, load_settings
+from config.settings import SAMPLE_MAILBOX, Settings, load_settings, trial_warning
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +85,19 @@ def test_an_unreadable_password_file_is_named(tmp_path: Path):
     config.write_text('[smtp]\npassword_file = "/nonexistent/smtp.secret"\n')
     with pytest.raises(ConfigError, match=r"/nonexistent/smtp\.secret"):
         load_settings(config)
+
+
+def test_the_defaults_say_in_one_line_that_they_are_trial_settings():
+    warning = trial_warning(Settings())
+
+    assert warning is not None and "\n" not in warning
+    assert "bundled sample mailbox" in warning and "written as files" in warning
+
+
+def test_a_real_mailbox_and_smtp_server_give_no_trial_warning():
+    settings = Settings(
+        mailbox={"kind": "imap", "host": "imap.example.org"},
+        smtp={"kind": "smtp", "host": "smtp.example.org"},
+    )
+
+    assert trial_warning(settings) is None

@@ -161,7 +161,8 @@ def test_bad_uscc_keeps_the_record_with_a_warning_naming_the_row() -> None:
     assert export.records[0].uscc_valid is False
     assert export.records[0].uscc == "91320400562819480K"
     assert [problem.code for problem in export.problems] == ["uscc_invalid"]
-    assert "Row 2" in export.problems[0].message
+    assert export.problems[0].params["row"] == 2
+    assert "第2行" in export.problems[0].staff_text
 
 
 def test_full_width_uscc_with_spaces_is_normalised_and_valid() -> None:

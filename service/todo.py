@@ -1,0 +1,353 @@
+"""The queue of what needs a person, built from the register: one item per thing to do.
+
+Each item says in Chinese what it is and what to do (`summary`), what it concerns
+(`where`) and where in the workspace to do it (`link`). Ids are stable across reloads and
+`intake reprocess`: a kind plus natural keys (unit, version, row, file hash, outbox row).
+Status, the digest, the workbook and the workspace all read this one list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from parsers.model import Problem
+from parsers.problems import render
+
+KINDS = (
+    "mailbox_unreadable",
+    "needs_attention",
+    "needs_reply",
+    "late",
+    "unplaced_pdf",
+    "missing_word",
+    "missing_pdf",
+    "seal_unconfirmed",
+    "pdf_mismatch",
+    "ambiguous_row",
+    "no_submission",
+    "failed_mail",
+)
+
+KIND_LABELS: dict[str, str] = {
+    "mailbox_unreadable": "邮箱无法读取",
+    "needs_attention": "来信待处理",
+    "needs_reply": "来信待回复",
+    "late": "逾期送达",
+    "unplaced_pdf": "盖章PDF待对应",
+    "missing_word": "缺Word推荐表",
+    "missing_pdf": "缺盖章PDF",
+    "seal_unconfirmed": "公章待确认",
+    "pdf_mismatch": "PDF与Word不一致",
+    "ambiguous_row": "匹配待核对",
+    "no_submission": "未在线申报",
+    "failed_mail": "邮件发送失败",
+}
+"""The Chinese name of each kind, for the digest, the workbook and status."""
+
+SEAL_WORDS = {"absent": "未检出公章", "unknown": "无法判断是否盖章"}
+
+
+@dataclass(frozen=True)
+class TodoItem:
+    """One thing a person must do: what and what to do (`summary`), where, and its page."""
+
+    id: str
+    kind: str
+    summary: str
+    where: str
+    link: str
+    details: dict[str, Any] = field(default_factory=dict)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The kind in Chinese, e.g. 匹配待核对."""
+        return KIND_LABELS.get(self.kind, self.kind)
+
+
+def todo_items(register: dict[str, Any]) -> list[TodoItem]:
+    """Everything in the register that needs a person, most urgent kinds first."""
+    items: list[TodoItem] = []
+    items.extend(_mailbox_items(register))
+    items.extend(_message_items(register))
+    items.extend(_pdf_items(register))
+    items.extend(_recommendation_items(register))
+    items.extend(_mail_items(register))
+    return items
+
+
+def todo_json(item: TodoItem) -> dict[str, Any]:
+    """The item as `/api/todo` publishes it: `{id, kind, summary, actions, **details}`."""
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "summary": item.summary,
+        "actions": list(item.actions),
+        **item.details,
+    }
+
+
+def todo_url(item: TodoItem, base_url: str | None) -> str | None:
+    """The item's page in the workspace, or None when no `web.base_url` is configured."""
+    if not base_url:
+        return None
+    return base_url.rstrip("/") + item.link
+
+
+def minute(moment: str | None) -> str:
+    """An ISO time from the register (already in the campaign's zone), to the minute."""
+    if not moment:
+        return ""
+    return datetime.fromisoformat(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _message_where(message: dict[str, Any]) -> str:
+    subject = message["subject"] or "（无主题）"
+    return f"{message['sender'] or '（无发件人）'}「{subject}」（{minute(message['received_at'])}）"
+
+
+def _short(sha256: str | None) -> str:
+    return (sha256 or "")[:16]
+
+
+def _mailbox_items(register: dict[str, Any]) -> list[TodoItem]:
+    items = []
+    for mailbox in register.get("mailboxes", []):
+        if not mailbox.get("last_error"):
+            continue
+        where = f"{mailbox['account']}/{mailbox['folder']}"
+        since = minute(mailbox.get("failing_since"))
+        items.append(
+            TodoItem(
+                id=f"mailbox_unreadable:{where}",
+                kind="mailbox_unreadable",
+                summary=f"邮箱{where}{('自' + since + '起') if since else ''}无法读取，"
+                "新来信收不到。请检查邮箱的设置和邮件服务器；恢复后系统会自动继续收信。",
+                where=where,
+                link="/status",
+                details={"account": mailbox["account"], "folder": mailbox["folder"]},
+            )
+        )
+    return items
+
+
+def _message_items(register: dict[str, Any]) -> list[TodoItem]:
+    items = []
+    for message in register["messages"]:
+        key = _short(message.get("sha256")) or str(message["id"])
+        link = f"/messages/{message['id']}"
+        details = {"message_id": message["id"]}
+        where = _message_where(message)
+        if message["status"] == "needs_attention":
+            if message["kind"] == "large_attachment_link":
+                summary = (
+                    "来信以网盘或超大附件下载链接提供材料，系统无法自动存档。请下载链接中的文件"
+                    "（链接会过期），或等待推荐单位按回执的提醒改以附件重新发送。"
+                )
+            else:
+                texts = [entry["text"] for entry in message["problems"] if entry.get("text")]
+                summary = (
+                    "".join(dict.fromkeys(texts))
+                    if texts
+                    else "这封来信需要人工处理。请打开来信阅读并处理。"
+                )
+            items.append(
+                TodoItem(
+                    id=f"needs_attention:{key}",
+                    kind="needs_attention",
+                    summary=summary,
+                    where=where,
+                    link=link,
+                    details=details,
+                )
+            )
+        if message.get("needs_reply"):
+            items.append(
+                TodoItem(
+                    id=f"needs_reply:{key}",
+                    kind="needs_reply",
+                    summary=render("question_needs_reply", {}, "staff") or "",
+                    where=where,
+                    link=link,
+                    details=details,
+                )
+            )
+        if message["late"] and message["kind"] in (
+            "recommendation",
+            "other",
+            "large_attachment_link",
+        ):
+            items.append(
+                TodoItem(
+                    id=f"late:{key}",
+                    kind="late",
+                    summary="这封来信在截止时间之后送达，已登记并标为逾期。请决定是否受理。",
+                    where=where,
+                    link=link,
+                    details=details,
+                )
+            )
+    return items
+
+
+def _pdf_items(register: dict[str, Any]) -> list[TodoItem]:
+    ledger = {message["message_id"]: message for message in register["messages"]}
+    items = []
+    for pdf in register["unplaced_pdfs"]:
+        message = ledger.get(pdf["message_id"])
+        ledger_id = pdf.get("message") or (message["id"] if message else None)
+        items.append(
+            TodoItem(
+                id=f"unplaced_pdf:{_short(pdf['sha256'])}",
+                kind="unplaced_pdf",
+                summary=f"盖章PDF《{pdf['filename']}》还没有对应的推荐表。请在工作台为它选择所属的推荐表，"
+                "或等待推荐单位发来Word版推荐表。",
+                where=_message_where(message) if message else pdf["filename"],
+                link=f"/messages/{ledger_id}" if ledger_id is not None else "/messages",
+                details={
+                    "message_id": ledger_id,
+                    "sha256": pdf["sha256"],
+                    "filename": pdf["filename"],
+                },
+            )
+        )
+    return items
+
+
+def _recommendation_items(register: dict[str, Any]) -> list[TodoItem]:
+    submissions = {row["ref"]: row for row in register["submissions"]}
+    items = []
+    for recommendation in register["recommendations"]:
+        if not recommendation["current"]:
+            continue
+        unit = recommendation["unit"]
+        version = recommendation["version"]
+        key = f"{recommendation.get('unit_key') or unit}:v{version}"
+        rid = recommendation["id"]
+        where = f"{unit}（第{version}版推荐表）"
+        base = {"recommendation_id": rid}
+        if recommendation["word"] is None:
+            items.append(
+                TodoItem(
+                    id=f"missing_word:{key}",
+                    kind="missing_word",
+                    summary=render("awaiting_word", {"unit": unit}, "staff") or "",
+                    where=where,
+                    link=f"/units/{rid}",
+                    details=base,
+                )
+            )
+        pdf = recommendation["pdf"]
+        if pdf is None:
+            items.append(
+                TodoItem(
+                    id=f"missing_pdf:{key}",
+                    kind="missing_pdf",
+                    summary=f"{unit}的推荐表还缺盖章PDF。请等待，或联系推荐单位补发加盖公章的PDF版推荐表。",
+                    where=where,
+                    link=f"/units/{rid}",
+                    details=base,
+                )
+            )
+        else:
+            if pdf.get("seal") != "present":
+                seal = SEAL_WORDS.get(str(pdf.get("seal")), SEAL_WORDS["unknown"])
+                items.append(
+                    TodoItem(
+                        id=f"seal_unconfirmed:{key}",
+                        kind="seal_unconfirmed",
+                        summary=f"盖章PDF《{pdf['filename']}》{seal}。请打开PDF查看是否加盖了公章，"
+                        "未盖章的请联系推荐单位补发。",
+                        where=where,
+                        link=f"/units/{rid}",
+                        details={**base, "filename": pdf["filename"]},
+                    )
+                )
+            agreement = pdf.get("agreement")
+            if agreement and (agreement.get("missing") or agreement.get("extra")):
+                problem = Problem(
+                    "pdf_mismatch",
+                    {
+                        "missing": "、".join(agreement.get("missing") or []) or "无",
+                        "extra": "、".join(agreement.get("extra") or []) or "无",
+                    },
+                )
+                items.append(
+                    TodoItem(
+                        id=f"pdf_mismatch:{key}",
+                        kind="pdf_mismatch",
+                        summary=problem.staff_text,
+                        where=where,
+                        link=f"/units/{rid}",
+                        details={**base, "agreement": agreement},
+                    )
+                )
+        for case in recommendation["cases"]:
+            row = case["row"]
+            if case["match"] == "ambiguous":
+                candidates = [
+                    {
+                        "ref": ref,
+                        "score": score,
+                        "title": submissions.get(ref, {}).get("title"),
+                        "applicant": submissions.get(ref, {}).get("applicant"),
+                    }
+                    for ref, score in case["candidates"]
+                ]
+                shown = "、".join(
+                    candidate_label(item["ref"], item["score"]) for item in candidates
+                )
+                items.append(
+                    TodoItem(
+                        id=f"ambiguous_row:{key}:{row}",
+                        kind="ambiguous_row",
+                        summary=f"第{row}行「{case['title']}」有几项相近的在线申报"
+                        f"{('：' + shown) if shown else ''}。请确认这一行对应哪一项。",
+                        where=where,
+                        link=f"/units/{rid}#row-{row}",
+                        details={**base, "row": row, "candidates": candidates},
+                    )
+                )
+            elif case["match"] == "none":
+                items.append(
+                    TodoItem(
+                        id=f"no_submission:{key}:{row}",
+                        kind="no_submission",
+                        summary=f"第{row}行「{case['title']}」（{case['applicant']}）在在线申报名单中找不到。"
+                        "请提醒申报单位在线提交；导入新的在线申报名单后系统会自动匹配。",
+                        where=where,
+                        link=f"/units/{rid}#row-{row}",
+                        details={**base, "row": row},
+                    )
+                )
+    return items
+
+
+def candidate_label(ref: str, score: float | int | None) -> str:
+    """A candidate as staff read it: 「KJCX2025-0005（得分 100）」."""
+    if score is None:
+        return f"「{ref}」"
+    return f"「{ref}（得分 {float(score):.0f}）」"
+
+
+def _mail_items(register: dict[str, Any]) -> list[TodoItem]:
+    items = []
+    for position, mail in enumerate(register["outbox"], start=1):
+        if mail["status"] != "failed":
+            continue
+        outbox_id = mail.get("id", position)
+        to = "、".join(mail["to"])
+        items.append(
+            TodoItem(
+                id=f"failed_mail:{outbox_id}",
+                kind="failed_mail",
+                summary=f"发给{to}的邮件「{mail['subject']}」未能送达。请核对收件地址，"
+                "必要时改用电话等其他方式联系对方。",
+                where=to,
+                link=f"/outbox/{outbox_id}",
+                details={"outbox_id": outbox_id},
+            )
+        )
+    return items
