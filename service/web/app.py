@@ -418,6 +418,9 @@ class Workspace:
                 raise HTTPException(404)
             attachments = queries.message_attachments(session, message_pk)
         body = self._body_of(message)
+        waiting = [
+            item for item in self.todo_list() if item.details.get("message_id") == message_pk
+        ]
         return self.render(
             request,
             "message.html",
@@ -426,6 +429,7 @@ class Workspace:
             attachments=attachments,
             body=body,
             problems=[problem_text(item) for item in message.problems],
+            waiting=waiting,
         )
 
     def _body_of(self, message: MailMessage) -> str | None:
