@@ -215,7 +215,7 @@ class WebSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     base_url: str | None = None  # e.g. https://intake.example.org (used in links in mail)
-    session_secret_file: Path | None = None  # default: <storage.path>/web-session-secret
+    session_secret_file: Path | None = None  # default: <storage.path>/session-secret
     session_hours: float = Field(default=12, gt=0, le=24 * 30)
 
     @field_validator("base_url")

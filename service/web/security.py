@@ -47,7 +47,7 @@ SECURITY_HEADERS = {
 
 def session_secret(settings: Settings) -> bytes:
     """The signing secret: read from `web.session_secret_file`, created 0600 when absent."""
-    path = settings.web.session_secret_file or Path(settings.storage.path) / "web-session-secret"
+    path = settings.web.session_secret_file or Path(settings.storage.path) / "session-secret"
     try:
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except FileNotFoundError:

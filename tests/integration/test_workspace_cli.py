@@ -122,7 +122,7 @@ def test_staff_accounts_and_tokens_from_the_command_line(config: Path, tmp_path:
     finally:
         server.terminate()
         assert server.wait(timeout=30) == 0, log.read_text(encoding="utf-8", errors="replace")
-    secret = tmp_path / "archive" / "web-session-secret"
+    secret = tmp_path / "archive" / "session-secret"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
 
 
