@@ -116,6 +116,7 @@ class Workspace:
         )
         self.templates.filters["when"] = lambda moment: texts.when(moment, self.zone)
         self.templates.filters["score"] = lambda value: f"{float(value or 0):.0f}"
+        self.templates.filters["problem"] = problem_text
         self.secure_cookies = (app.settings.web.base_url or "").startswith("https://")
 
     # -- who is asking ----------------------------------------------------------------------
