@@ -148,19 +148,21 @@ def messages_page(
     session: Session, *, number: int, kind: str = "", status: str = "", search: str = ""
 ) -> Page:
     """Messages newest first, filtered by kind / status, searched in sender and subject."""
-    query = select(Message)
+    conditions: list[Any] = []
     if kind:
-        query = query.where(Message.kind == kind)
+        conditions.append(col(Message.kind) == kind)
     if status:
-        query = query.where(Message.status == status)
+        conditions.append(col(Message.status) == status)
     if search:
         pattern = f"%{search}%"
-        query = query.where(
+        conditions.append(
             sa.or_(col(Message.sender).ilike(pattern), col(Message.subject).ilike(pattern))
         )
-    total = session.exec(select(sa.func.count()).select_from(query.subquery())).one()
+    total = session.exec(select(sa.func.count()).select_from(Message).where(*conditions)).one()
     rows = session.exec(
-        query.order_by(col(Message.received_at).desc(), col(Message.id).desc())
+        select(Message)
+        .where(*conditions)
+        .order_by(col(Message.received_at).desc(), col(Message.id).desc())
         .offset((number - 1) * PAGE_SIZE)
         .limit(PAGE_SIZE)
     ).all()
@@ -317,15 +319,30 @@ def recommenders(register: dict[str, Any]) -> list[str]:
 
 
 def outbox_page(session: Session, *, number: int, status: str = "", kind: str = "") -> Page:
-    """Outgoing mail newest first, filtered by status and kind."""
-    query = select(Outbox)
+    """Outgoing mail newest first, filtered by status and kind (bodies are not read)."""
+    conditions: list[Any] = []
     if status:
-        query = query.where(Outbox.status == status)
+        conditions.append(col(Outbox.status) == status)
     if kind:
-        query = query.where(Outbox.kind == kind)
-    total = session.exec(select(sa.func.count()).select_from(query.subquery())).one()
+        conditions.append(col(Outbox.kind) == kind)
+    total = session.exec(select(sa.func.count()).select_from(Outbox).where(*conditions)).one()
+    columns = (
+        Outbox.id,
+        Outbox.kind,
+        Outbox.recipients,
+        Outbox.subject,
+        Outbox.status,
+        Outbox.attempts,
+        Outbox.last_error,
+        Outbox.created_at,
+        Outbox.sent_at,
+    )
     rows = session.exec(
-        query.order_by(col(Outbox.id).desc()).offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+        select(*columns)  # type: ignore[call-overload]
+        .where(*conditions)
+        .order_by(col(Outbox.id).desc())
+        .offset((number - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
     ).all()
     return Page(rows=list(rows), number=number, total=total)
 
