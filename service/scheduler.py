@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from config.errors import ConfigError, IntakeError, MailboxError
 from config.settings import trial_warning
+from parsers.model import Problem
 from service.archive import sha256_hex
 from service.bootstrap import App
 from service.db import is_postgres
@@ -302,14 +303,16 @@ class Service:
                 .order_by(col(Message.id))
             ).all()
         for row in rows:
-            for problem in row.problems:
+            for stored in row.problems:
+                problem = Problem.from_json(stored)
                 self.app.log(
                     event_line(
                         "message_problem",
                         id=row.id,
                         message_id=row.message_id,
                         sender=row.sender,
-                        problem=problem,
+                        code=problem.code,
+                        problem=problem.message,
                     )
                 )
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from parsers.model import Problem
-from parsers.problems import render
+from parsers.problems import render, spec_of
 
 KINDS = (
     "mailbox_unreadable",
@@ -147,7 +147,7 @@ def _message_items(register: dict[str, Any]) -> list[TodoItem]:
                     "（链接会过期），或等待推荐单位按回执的提醒改以附件重新发送。"
                 )
             else:
-                texts = [entry["text"] for entry in message["problems"] if entry.get("text")]
+                texts = _worth_a_person(message["problems"])
                 summary = (
                     "".join(dict.fromkeys(texts))
                     if texts
@@ -190,6 +190,13 @@ def _message_items(register: dict[str, Any]) -> list[TodoItem]:
                 )
             )
     return items
+
+
+def _worth_a_person(problems: list[dict[str, Any]]) -> list[str]:
+    """The staff texts of a message's problems; notes that need nothing go when others do."""
+    texts = [(spec_of(entry["code"]).severity, entry["text"]) for entry in problems]
+    serious = [text for severity, text in texts if severity != "info" and text]
+    return serious or [text for _, text in texts if text]
 
 
 def _pdf_items(register: dict[str, Any]) -> list[TodoItem]:

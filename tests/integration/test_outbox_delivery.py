@@ -4,6 +4,7 @@ concurrent deliveries on PostgreSQL that never send a row twice."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -86,12 +87,12 @@ def test_a_550_fails_for_good_and_shows_in_the_digest_and_intake_status(
     assert deliver(app).sent == 0  # a failed mail is never tried again
     digest = render_digest(app)
     failed_section = digest.split("四、发送失败的邮件（1封）")[1].split("五、")[0]
-    assert "applicant1@example.cn" in failed_section and "no such user" in failed_section
+    assert "applicant1@example.cn" in failed_section and "拒收（代码550）" in failed_section
 
     config = local_config(tmp_path, db_url)
     status = run_intake(config, "status", env={"COLUMNS": "200"}, check=True)
-    assert "发送失败" in status.stdout and "applicant1@example.cn" in status.stdout
-    assert "failed" in status.stdout
+    assert "邮件发送失败" in status.stdout and "applicant1@example.cn" in status.stdout
+    assert re.search(r"发出邮件\s+发送失败\s+1封", status.stdout)
     app.engine.dispose()
 
 

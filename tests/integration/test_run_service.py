@@ -76,13 +76,13 @@ def test_intake_run_answers_the_sample_mail_and_stops_with_0_on_sigterm(
         tmp_path, dovecot, smtp_sink, postgres_url, account=(username, password)
     )
     service = start_service(config, cwd=tmp_path)
-    wait_until(lambda: "event=service_starting" in service.log(), timeout=30, what="start")
+    wait_until(lambda: "event=service_starting" in service.log(), timeout=120, what="start")
     appended = time.monotonic()
     append_samples(dovecot, username)
 
     wait_until(
         lambda: set(EXPECTED_RECEIPTS) <= set(unit_receipts_at(smtp_sink)),
-        timeout=30,
+        timeout=120,
         what="unit receipts at the sink",
         evidence=lambda: f"{sink_summary(smtp_sink)}\n{service.log()[-4000:]}",
     )
@@ -119,7 +119,7 @@ def test_a_restarted_service_imports_nothing_twice_and_sends_nothing_twice(
             set(EXPECTED_RECEIPTS) <= set(unit_receipts_at(smtp_sink))
             and "event=submissions_imported" in first.log()
         ),
-        timeout=30,
+        timeout=120,
         what="the first run's receipts and import",
     )
     wait_until(
@@ -127,7 +127,7 @@ def test_a_restarted_service_imports_nothing_twice_and_sends_nothing_twice(
             'intake_outbox{status="pending"} 0'
             in http_get(f"http://127.0.0.1:{health_port}/metrics")[2]
         ),
-        timeout=30,
+        timeout=120,
         what="an empty outbox",
     )
     assert first.stop() == 0
@@ -144,7 +144,7 @@ def test_a_restarted_service_imports_nothing_twice_and_sends_nothing_twice(
             return False
         return polls is not None and polls >= 3
 
-    wait_until(second_has_polled_three_times, timeout=30, what="three polls by the restart")
+    wait_until(second_has_polled_three_times, timeout=120, what="three polls by the restart")
     assert second.stop() == 0
 
     assert len(smtp_sink.received) == sent_before
@@ -180,11 +180,11 @@ def test_with_idle_new_mail_is_read_long_before_the_next_scheduled_poll(
     assert run_intake(config, "db", "upgrade", cwd=tmp_path).returncode == 0
     service = start_service(config, cwd=tmp_path)
     wait_until(
-        lambda: "event=service_starting" in service.log(), timeout=30, what="the service to start"
+        lambda: "event=service_starting" in service.log(), timeout=120, what="the service to start"
     )
     wait_until(  # the start-up poll found the folder empty, and IDLE is waiting after it
         lambda: polls_finished(postgres_url) and "event=idle_waiting" in service.log(),
-        timeout=60,
+        timeout=120,
         what="the start-up poll and the IDLE connection",
         evidence=lambda: service.log()[-4000:],
     )
@@ -193,7 +193,7 @@ def test_with_idle_new_mail_is_read_long_before_the_next_scheduled_poll(
     append_samples(dovecot, username)
     wait_until(  # this is the check: the scheduled poll would come only after 10 minutes
         lambda: set(EXPECTED_RECEIPTS) <= set(unit_receipts_at(smtp_sink)),
-        timeout=60,
+        timeout=120,
         what="receipts triggered by IDLE",
         evidence=lambda: service.log()[-4000:],
     )
@@ -218,7 +218,7 @@ def test_on_sqlite_intake_run_warns_it_must_be_the_only_process_and_sigint_stops
     service = start_service(config, cwd=tmp_path)
     wait_until(
         lambda: outgoing.is_dir() and len(list(outgoing.glob("*.eml"))) == len(EXPECTED_RECEIPTS),
-        timeout=30,
+        timeout=120,
         what=f"receipts written to {outgoing}",
     )
     assert service.stop(signal.SIGINT) == 0
@@ -248,7 +248,7 @@ def test_run_service_returns_0_soon_after_its_stop_event_is_set(sqlite_url, tmp_
     try:
         wait_until(
             lambda: len(transport.sent) == len(EXPECTED_RECEIPTS),
-            timeout=30,
+            timeout=120,
             what="the receipts of the sample mailbox",
         )
     finally:

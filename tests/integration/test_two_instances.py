@@ -102,7 +102,7 @@ def test_two_instances_on_one_database_record_every_message_once_and_send_every_
 
     wait_until(
         lambda: expected_replies <= set(replies_seen()),
-        timeout=90,
+        timeout=180,
         what="a receipt for every message",
         evidence=lambda: (
             sink_summary(smtp_sink)
@@ -113,7 +113,7 @@ def test_two_instances_on_one_database_record_every_message_once_and_send_every_
     )
     wait_until(
         lambda: ledger(postgres_url)[2] == 0,
-        timeout=60,
+        timeout=120,
         what="nothing left pending in the ledger or the outbox",
     )
     statuses = [service.stop() for service in services]

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from service.db import create_db_engine
 
 REPO = Path(__file__).resolve().parents[2]
-STOP_TIMEOUT = 30.0
+STOP_TIMEOUT = 120.0  # generous: the machine may be busy; a hang still fails
 
 
 # -- settings files -------------------------------------------------------------------------
