@@ -133,7 +133,7 @@ def build_campaign(workdir: Path, clock: MovableClock, port: int) -> App:
             ]
         )
     )
-    import_submissions(app, export, withdraw_missing=False)
+    import_submissions(app, export)
     jia = Form("甲协会", [Case("智能电网巡检", "国网某某科技有限公司", ref="S001")])
     bing = Form(
         "丙协会", [Case("智慧港口平台", "某某港务有限公司"), Case("未申报的案例", "无名公司")]
