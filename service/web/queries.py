@@ -83,6 +83,9 @@ def _fingerprint_query() -> sa.Select[Any]:
         .select_from(Message)
         .where(col(Message.status) == "needs_attention")
         .scalar_subquery(),
+        scalar(count().filter(col(Message.fault).is_not(None)), Message),
+        scalar(sa.func.max(Message.retry_at), Message),
+        scalar(sa.func.coalesce(sa.func.sum(Message.retries), 0), Message),
         scalar(count(), Attachment),
         scalar(count(), Recommendation),
         scalar(sa.func.max(Recommendation.id), Recommendation),
@@ -358,14 +361,6 @@ def outbox_counts(session: Session) -> dict[str, int]:
 
 
 # -- 总览 ------------------------------------------------------------------------------------
-
-
-def arrivals_per_day(session: Session, zone: tzinfo) -> list[tuple[str, int]]:
-    """How many messages arrived on each local day, oldest first."""
-    days: Counter[str] = Counter()
-    for (received_at,) in session.execute(sa.select(col(Message.received_at))):
-        days[received_at.astimezone(zone).strftime("%Y-%m-%d")] += 1
-    return sorted(days.items())
 
 
 def cursors(session: Session) -> list[PollCursor]:
