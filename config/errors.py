@@ -48,12 +48,24 @@ class StorageError(IntakeError, OSError):
 
 
 class DeliveryError(IntakeError, ConnectionError):
-    """Outgoing mail could not be handed over; `permanent` says whether to retry."""
+    """Outgoing mail could not be handed over; `permanent` says whether to retry.
 
-    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+    `unconfirmed`: the message may have been taken all the same (the connection was lost
+    or timed out during DATA, before the server's reply): resending it may duplicate it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: int | None = None,
+        unconfirmed: bool = False,
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.unconfirmed = unconfirmed
 
 
 class TemplateError(IntakeError, ValueError):
@@ -62,3 +74,14 @@ class TemplateError(IntakeError, ValueError):
     def __init__(self, message: str, *, template: str | None = None) -> None:
         super().__init__(message)
         self.template = template
+
+
+class ConfirmationNeededError(IntakeError, ValueError):
+    """A change too large to make unasked (e.g. many withdrawals at once): nothing was done.
+
+    `items` names what would change, so the person can check before confirming.
+    """
+
+    def __init__(self, message: str, *, items: list[str]) -> None:
+        super().__init__(message)
+        self.items = items

@@ -164,11 +164,12 @@ class SmtpSettings(SecretSection):
     timeout: Duration = timedelta(seconds=30)
     max_attempts: int = Field(default=8, ge=1)
     retry_base: Duration = timedelta(minutes=1)
+    resend_unconfirmed_after: Duration = timedelta(minutes=30)  # the one resend's delay
     per_recipient_daily_cap: int = Field(default=10, ge=1)
     templates: Path | None = None
     ca_file: Path | None = None  # trust this CA (e.g. a private or self-signed server)
 
-    @field_validator("timeout", "retry_base", mode="before")
+    @field_validator("timeout", "retry_base", "resend_unconfirmed_after", mode="before")
     @classmethod
     def _durations(cls, value: object) -> timedelta:
         return parse_duration(value)

@@ -92,6 +92,7 @@ MESSAGE_STATUS_LABELS: dict[str, str] = {
 }
 OUTBOX_STATUS_LABELS: dict[str, str] = {
     "pending": "待发送",
+    "unconfirmed": "未确认送达（将重发一次）",
     "sent": "已发送",
     "failed": "发送失败",
     "suppressed": "不发送",

@@ -4,7 +4,9 @@ A `Transport` opens a sending session with `connect()`; the `Sender` it yields s
 message at a time and raises `DeliveryError` whose `permanent` flag tells the outbox whether
 retrying can help. `permanent=True` means the server refused this message or its recipients
 (5xx); everything else (4xx, timeouts, lost connections, a failed connect, TLS or login) is
-transient, because it says nothing about the message itself.
+transient, because it says nothing about the message itself. A connection lost or timed out
+during DATA is also `unconfirmed`: the server may have taken the message without our hearing
+its reply, so it is never resent on the spot (the outbox decides, at most once, later).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import aiosmtplib
 
@@ -96,9 +98,9 @@ class SmtpTransport:
             finally:
                 runner.run(session.close())
 
-    def new_client(self) -> aiosmtplib.SMTP:
+    def new_client(self) -> _TrackedSmtp:
         """An unconnected aiosmtplib client configured for this server."""
-        return aiosmtplib.SMTP(
+        return _TrackedSmtp(
             hostname=self.host,
             port=self.port,
             timeout=self.timeout,
@@ -108,13 +110,24 @@ class SmtpTransport:
         )
 
 
+class _TrackedSmtp(aiosmtplib.SMTP):
+    """aiosmtplib's client, remembering whether the current mail got as far as DATA."""
+
+    in_data = False
+
+    async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
+        """DATA as usual, flagged first: a loss from here on leaves the outcome unknown."""
+        self.in_data = True
+        return await super().data(message, **options)
+
+
 class _SmtpSession:
     """The sync facade over one aiosmtplib connection, reconnecting once when it dropped."""
 
     def __init__(self, transport: SmtpTransport, runner: asyncio.Runner) -> None:
         self._transport = transport
         self._runner = runner
-        self._client: aiosmtplib.SMTP | None = None
+        self._client: _TrackedSmtp | None = None
 
     def send(self, message: EmailMessage, recipients: Sequence[str]) -> None:
         """Deliver one message; see the module docstring for what each failure means."""
@@ -147,9 +160,11 @@ class _SmtpSession:
                 ) from again
 
     async def _deliver(self, message: EmailMessage, recipients: list[str]) -> None:
-        assert self._client is not None
+        client = self._client
+        assert client is not None
+        client.in_data = False
         try:
-            refused, _ = await self._client.send_message(message, recipients=recipients)
+            refused, _ = await client.send_message(message, recipients=recipients)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refusal.code for refusal in exc.recipients]
             permanent = all(code >= 500 for code in codes)
@@ -167,7 +182,18 @@ class _SmtpSession:
             ) from exc
         except aiosmtplib.SMTPTimeoutError as exc:
             await self.close()  # the conversation's state is unknown after a timeout
+            if client.in_data:
+                raise self._unconfirmed(
+                    f"no reply within {self._transport.timeout} s after the message was sent"
+                ) from exc
             raise self._transient(f"timed out after {self._transport.timeout} s: {exc}") from exc
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if not client.in_data:
+                raise  # before DATA: nothing was handed over, reconnecting is safe
+            await self.close()
+            raise self._unconfirmed(
+                f"connection lost after the message was sent, before the reply: {exc}"
+            ) from exc
         if refused:
             # Some recipients took it: raising would make the outbox send it to them again.
             log.warning(
@@ -213,6 +239,13 @@ class _SmtpSession:
 
     def _transient(self, detail: str, *, code: int | None = None) -> DeliveryError:
         return DeliveryError(f"{self._where()}: {detail}", permanent=False, code=code)
+
+    def _unconfirmed(self, detail: str) -> DeliveryError:
+        return DeliveryError(
+            f"{self._where()}: did not confirm the mail ({detail})",
+            permanent=False,
+            unconfirmed=True,
+        )
 
 
 async def _shut(client: aiosmtplib.SMTP) -> None:

@@ -1,7 +1,12 @@
 """What kind of mail a message is, and whether its sender may ever be answered.
 
 Order of precedence: bounce > auto_reply > recommendation > large_attachment_link > other.
-A message with a real form attached stays a recommendation even when it also links big files.
+`auto_reply` is mail generated in answer to a message (vacation, out-of-office, RFC 3834
+`auto-replied`, 自动回复). Mail a machine sent on its own (newsletters, list mail, system
+notices) is `other` (or a big-file link) with `automated` set, and is never answered. Content
+decides before headers: a human's form relayed by a group alias that adds `List-Id` or
+`Precedence: list` is a recommendation, and is answered. A message with a real form attached
+stays a recommendation even when it also links big files.
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ _EXCHANGE_LOOP_HEADERS = (
     "x-ms-exchange-organization-autoreplyloop",
     "x-ms-exchange-generated-message-source",
 )
-_LIST_HEADERS = ("list-unsubscribe", "list-id")
-_BULK_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+_LIST_HEADERS = ("list-unsubscribe", "list-id", "list-post")
+_LIST_PRECEDENCE = frozenset({"list"})
+_BULK_PRECEDENCE = frozenset({"bulk", "junk"})
+_REPLY_PRECEDENCE = frozenset({"auto_reply"})
+_AUTO_SUBMITTED_IN_ANSWER = frozenset({"auto-replied"})
 _STATUS_CODE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 _ANGLE_ADDRESS_LINE = re.compile(r"^\s*<([^<>\s@]+@[^<>\s@]+)>\s*:?", re.MULTILINE)
 _ADDRESS = re.compile(r"[^\s<>;:,\"'()]+@[^\s<>;:,\"'()]+")
@@ -77,21 +85,113 @@ class Classification:
     no_reply: bool
     bounce: Bounce | None = None
     links: list[LargeAttachmentLink] = field(default_factory=list)
+    automated: bool = False  # sent by a machine on its own (list, newsletter, notice)
+    reply_reasons: tuple[str, ...] = ()  # why a person must answer: problem codes (see below)
+
+    @property
+    def needs_reply(self) -> bool:
+        """Whether staff must answer the message themselves."""
+        return bool(self.reply_reasons)
+
+
+ATTACHMENT_MENTIONED_MISSING = "attachment_mentioned_missing"
+QUESTION_NEEDS_REPLY = "question_needs_reply"
+_ATTACHMENT_WORDS = re.compile(
+    r"见附件|详见|请查收|查收|附件(?![一二三四五六七八九十\d１-９])|随附|附上|已附"
+)
+_QUESTION = re.compile(r"[?？]|请问|能否|可否|如何|怎么|怎样|为什么|哪里|是不是|吗[。，！!\s]|吗$")
+_QUOTE_START = re.compile(
+    r"^\s*(?:>|-{2,}\s*(?:原始邮件|original message|original|转发邮件|forwarded message)"
+    r"|(?:发件人|from)\s*[:：]|在.{0,80}写道[:：]|on .{0,120}wrote:)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+_HTML_SKIP = re.compile(r"<(style|script)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+INLINE_IMAGE_MAX_BYTES = 100 * 1024
+"""Images up to this size are taken for signature logos, not for the files the mail means."""
+
+
+def reply_reasons(facts: MessageFacts, links: Sequence[LargeAttachmentLink]) -> tuple[str, ...]:
+    """Why a person must answer a human's message: it says files are attached and none
+    are (nor any download link), or it asks a question. Only the sender's own words count:
+    quoted earlier mail is cut off."""
+    words = own_words(facts.text or _html_text(facts.html))
+    reasons: list[str] = []
+    real_files = [
+        item
+        for item in facts.attachments
+        if not (item.content_type.startswith("image/") and item.size <= INLINE_IMAGE_MAX_BYTES)
+    ]
+    if not real_files and not links and _ATTACHMENT_WORDS.search(words):
+        reasons.append(ATTACHMENT_MENTIONED_MISSING)
+    if _QUESTION.search(_URL.sub(" ", words)):
+        reasons.append(QUESTION_NEEDS_REPLY)
+    return tuple(reasons)
+
+
+def own_words(text: str) -> str:
+    """The text the sender wrote, without the quoted mail under it."""
+    found = _QUOTE_START.search(text)
+    return text[: found.start()] if found else text
+
+
+def _html_text(html: str) -> str:
+    """The visible text of an HTML body, roughly: enough to look for words."""
+    return _TAG.sub("\n", _HTML_SKIP.sub(" ", html)).replace("&nbsp;", " ")
 
 
 def classify(facts: MessageFacts) -> Classification:
     """Decide the kind of a message and whether its sender must never be answered."""
     links = find_large_attachment_links(facts.html, facts.text)
     if is_bounce(facts):
-        return Classification("bounce", no_reply=True, bounce=read_bounce(facts), links=links)
+        return Classification(
+            "bounce", no_reply=True, bounce=read_bounce(facts), links=links, automated=True
+        )
     if is_auto_reply(facts):
-        return Classification("auto_reply", no_reply=True, links=links)
-    no_reply = is_no_reply_address(facts.sender)
+        return Classification("auto_reply", no_reply=True, links=links, automated=True)
+    machine = is_machine_sent(facts)
+    no_reply = machine or is_no_reply_address(facts.sender)
     if any(attachment.kind in FORM_KINDS for attachment in facts.attachments):
-        return Classification("recommendation", no_reply=no_reply, links=links)
-    if links:
-        return Classification("large_attachment_link", no_reply=no_reply, links=links)
-    return Classification("other", no_reply=no_reply, links=links)
+        # a relaying list alias does not make a unit's form a newsletter
+        return Classification(
+            "recommendation",
+            no_reply=no_reply,
+            links=links,
+            automated=machine,
+            reply_reasons=() if machine else reply_reasons(facts, links),
+        )
+    automated = no_reply or is_list_mail(facts.headers)
+    kind: MessageKind = "large_attachment_link" if links else "other"
+    return Classification(
+        kind,
+        no_reply=automated,
+        links=links,
+        automated=automated,
+        reply_reasons=() if automated else reply_reasons(facts, links),
+    )
+
+
+def is_machine_sent(facts: MessageFacts) -> bool:
+    """Whether a machine sent the message on its own: `Auto-Submitted` other than `no` or
+    `auto-replied`, `Precedence: bulk/junk`, or a no-reply sender."""
+    for value in facts.headers.get("auto-submitted", ()):
+        token = value.split(";", 1)[0].strip().lower()
+        if token not in {"", "no", *_AUTO_SUBMITTED_IN_ANSWER}:
+            return True
+    if any(
+        value.strip().lower() in _BULK_PRECEDENCE for value in facts.headers.get("precedence", ())
+    ):
+        return True
+    return is_no_reply_address(facts.sender)
+
+
+def is_list_mail(headers: Mapping[str, Sequence[str]]) -> bool:
+    """Whether a mailing list or group alias delivered the message (`List-*`, `Precedence:
+    list`); a person may still have written it."""
+    if any(value.strip().lower() in _LIST_PRECEDENCE for value in headers.get("precedence", ())):
+        return True
+    return any(name in headers for name in _LIST_HEADERS)
 
 
 def is_no_reply_address(address: str) -> bool:
@@ -110,19 +210,21 @@ def is_bounce(facts: MessageFacts) -> bool:
     if local_part in BOUNCE_SENDERS:
         return True
     return _BOUNCE_SUBJECT.search(facts.subject) is not None and (
-        _has_auto_header(facts.headers) or "x-failed-recipients" in facts.headers
+        _has_auto_header(facts.headers)
+        or is_machine_sent(facts)
+        or "x-failed-recipients" in facts.headers
     )
 
 
 def is_auto_reply(facts: MessageFacts) -> bool:
-    """Whether a message was written by a machine (RFC 3834 and the common vendor headers)."""
+    """Whether a message was generated in answer to another (RFC 3834 and vendor headers)."""
     return _has_auto_header(facts.headers) or _AUTO_REPLY_SUBJECT.search(facts.subject) is not None
 
 
 def _has_auto_header(headers: Mapping[str, Sequence[str]]) -> bool:
-    """Whether the headers mark a message as automatic, bulk or from a list."""
+    """Whether the headers mark a message as an automatic answer."""
     for value in headers.get("auto-submitted", ()):
-        if value.split(";", 1)[0].strip().lower() not in {"", "no"}:
+        if value.split(";", 1)[0].strip().lower() in _AUTO_SUBMITTED_IN_ANSWER:
             return True
     for name in _AUTO_REPLY_FLAG_HEADERS:
         if any(
@@ -133,9 +235,9 @@ def _has_auto_header(headers: Mapping[str, Sequence[str]]) -> bool:
         name in headers for name in _EXCHANGE_LOOP_HEADERS
     ):
         return True
-    if any(value.strip().lower() in _BULK_PRECEDENCE for value in headers.get("precedence", ())):
-        return True
-    return any(name in headers for name in _LIST_HEADERS)
+    return any(
+        value.strip().lower() in _REPLY_PRECEDENCE for value in headers.get("precedence", ())
+    )
 
 
 def read_bounce(facts: MessageFacts) -> Bounce:

@@ -157,10 +157,11 @@ def unpack_zip(
             extracted.data, inner_name, limits=limits, budget=budget, depth=depth + 1
         )
         result.problems.extend(inner.problems)
+        # the inner archive is a file of its own, listed before what it holds
+        nested.append(UnpackedFile(extracted.filename, extracted.data, label))
         nested.extend(inner.files)
         if not inner.complete:
             result.complete = False
-            nested.append(UnpackedFile(extracted.filename, extracted.data, label))
     result.files = nested
     return result
 

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import email
 import email.message
 import email.parser
 import email.policy
 import email.utils
+import functools
 import hashlib
 import quopri
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -125,6 +128,10 @@ def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
     """
     raw = _reject_hopeless(raw)
     limits = limits or Limits()
+    early: list[Problem] = []
+    raw, repaired = repair_unindented_headers(raw)
+    if repaired:
+        early.append(Problem("headers_damaged"))
     aside = SetAside.cut(raw)
     message = _parse_mime(aside.parsed)
     if not message.keys():
@@ -136,10 +143,10 @@ def parse_message(raw: bytes, *, limits: Limits | None = None) -> ParsedMessage:
         raise ParseError("no mail header found: this is not an RFC 822 message")
     try:
         try:
-            return _MessageReader(limits, aside).read(message)
+            return _MessageReader(limits, aside, early).read(message)
         except _MisplacedPlaceholderError:
             whole = aside.raw
-            return _MessageReader(limits, SetAside(raw=whole, parsed=whole)).read(
+            return _MessageReader(limits, SetAside(raw=whole, parsed=whole), early).read(
                 _parse_mime(whole)
             )
     except RecursionError as exc:
@@ -175,6 +182,52 @@ def _reject_hopeless(raw: bytes) -> bytes:
     if _OBSOLETE_HEADER_NAME.search(header_block):
         raw = _OBSOLETE_HEADER_NAME.sub(rb"\1:", header_block) + raw[len(header_block) :]
     return raw
+
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+_STANDARD_HEADER_LINE = re.compile(
+    rb"^(?:from|to|cc|subject|date|message-id|mime-version|content-type|reply-to|received"
+    rb"|in-reply-to|references|sender|return-path)[ \t]*:",
+    re.IGNORECASE,
+)
+
+
+_REPAIR_WINDOW_BYTES = 64 * 1024
+"""A header block is looked for in the first this many bytes."""
+
+
+def repair_unindented_headers(raw: bytes) -> tuple[bytes, bool]:
+    """Rejoin header lines a gateway wrapped without indentation; say whether any were.
+
+    The stdlib parser ends the header block at the first line that is neither a header nor a
+    continuation, and the Subject and From after it become body text. Such a line is taken as
+    a continuation only when a standard header follows it before the blank line, so a message
+    whose body merely starts without a blank line is left alone.
+    """
+    header_end = _BLANK_LINE.search(raw, 0, _REPAIR_WINDOW_BYTES)
+    if header_end is None:
+        return raw, False  # no header block ends in sight: nothing to tell headers from body
+    block = raw[: header_end.start() + 1]
+    lines = block.splitlines(keepends=True)
+    stray = [
+        index
+        for index, line in enumerate(lines)
+        if index > 0
+        and line.strip()
+        and line[:1] not in b" \t"
+        and _HEADER_LINE.match(line) is None
+    ]
+    if not stray:
+        return raw, False
+    last_standard = max(
+        (index for index, line in enumerate(lines) if _STANDARD_HEADER_LINE.match(line)),
+        default=-1,
+    )
+    wrapped = {index for index in stray if index < last_standard}
+    if not wrapped:
+        return raw, False
+    mended = b"".join(b" " + line if index in wrapped else line for index, line in enumerate(lines))
+    return mended + raw[len(block) :], True
 
 
 SET_ASIDE_MIN_BYTES = 64 * 1024
@@ -319,13 +372,14 @@ class _Collected:
 class _MessageReader:
     """Walks one message within `limits`, collecting bodies, attachments and problems."""
 
-    def __init__(self, limits: Limits, aside: SetAside) -> None:
+    def __init__(self, limits: Limits, aside: SetAside, early: list[Problem]) -> None:
         self.limits = limits
         self.aside = aside
         self.budget = InflationBudget(limits.max_inflated_bytes)
         self.parts_seen = 0
         self.reported: set[str] = set()
-        self.found = _Collected()
+        self.found = _Collected(problems=list(early))
+        self.reported.update(problem.code for problem in early)
 
     def read(self, message: email.message.Message) -> ParsedMessage:
         headers = _raw_headers(message)
@@ -336,6 +390,8 @@ class _MessageReader:
             or self._first_address(headers, "sender")
             or ("", "")
         )
+        if not sender:  # never lose the sender without saying so
+            self._report_once("headers_damaged", Problem("headers_damaged"))
         self._walk(message, depth=0, container=None, top_level=True)
         text = "\n".join(self.found.texts)
         html = "\n".join(self.found.htmls)
@@ -354,6 +410,7 @@ class _MessageReader:
             delivery_status=self.found.delivery_status,
         )
         verdict = classify(facts)
+        problems.extend(Problem(reason) for reason in verdict.reply_reasons)
         return ParsedMessage(
             message_id=_first_message_id(headers.get("message-id")),
             subject=subject,
@@ -363,7 +420,7 @@ class _MessageReader:
             to=self._addresses(headers, "to"),
             cc=self._addresses(headers, "cc"),
             date=self._date(headers),
-            received_at=_received_at(headers.get("received", [])),
+            received_at=_received_at(headers.get("received", []), problems),
             in_reply_to=_first_message_id(headers.get("in-reply-to")),
             references=_all_message_ids(headers.get("references")),
             text=text,
@@ -374,6 +431,8 @@ class _MessageReader:
             bounce=verdict.bounce,
             links=verdict.links,
             problems=problems,
+            automated=verdict.automated,
+            needs_reply=verdict.needs_reply,
         )
 
     def _header_text(self, headers: dict[str, list[str]], name: str, where: str) -> str:
@@ -433,7 +492,12 @@ class _MessageReader:
         values = headers.get("date")
         if not values:
             return None
-        value = _read_date(_decode_words(_unfold(values[0])))
+        text = _decode_words(_unfold(values[0]))
+        try:
+            value = _read_date(text)
+        except _OffsetOutOfRangeError:
+            self.found.problems.append(date_out_of_range("Date", text))
+            return None
         if value is None:
             self.found.problems.append(Problem("unreadable_date", {"value": values[0][:60]}))
         return value
@@ -465,7 +529,7 @@ class _MessageReader:
         if isinstance(payload, str) and content_type in FORWARDED_TYPES | DELIVERY_STATUS_TYPES:
             self.aside.check(payload)
         if content_type in FORWARDED_TYPES:
-            self._forwarded(part, payload, depth=depth)
+            self._forwarded(part, payload, depth=depth, container=container)
             return
         if content_type in DELIVERY_STATUS_TYPES:
             self.found.delivery_status.extend(_delivery_status_blocks(part, payload))
@@ -475,11 +539,34 @@ class _MessageReader:
                 if isinstance(child, email.message.Message):
                     self._walk(child, depth=depth + 1, container=container, top_level=top_level)
             return
+        if part.get_content_maintype() == "multipart":
+            self._unbounded_multipart(part, payload, top_level=top_level)
+            return
         self._leaf(part, content_type, container=container, top_level=top_level)
 
-    def _forwarded(self, part: email.message.Message, payload: object, *, depth: int) -> None:
-        """Read a forwarded message: its files count as this message's own."""
+    def _unbounded_multipart(
+        self, part: email.message.Message, payload: object, *, top_level: bool
+    ) -> None:
+        """A `multipart/*` part whose body has no boundary lines: its body is read as text."""
+        self._report_once("multipart_without_boundary", Problem("multipart_without_boundary"))
+        if not isinstance(payload, str) or not top_level:
+            return
+        self.aside.check(payload)
+        data = _payload_bytes(part)
+        if data.strip():
+            self.found.texts.append(self._decode_body(data, part, "text/plain"))
+
+    def _forwarded(
+        self,
+        part: email.message.Message,
+        payload: object,
+        *,
+        depth: int,
+        container: str | None,
+    ) -> None:
+        """Read a forwarded message: it is a file of this message, and so are its files."""
         inner: email.message.Message | None = None
+        inner_bytes: bytes | None = None
         encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
         if encoding in ("base64", "quoted-printable"):
             # Some clients encode the forwarded message itself; the parser then sees the
@@ -493,6 +580,7 @@ class _MessageReader:
             self.aside.check(encoded)
             decoded = _decode_transfer(encoded, encoding)
             if decoded.strip():
+                inner_bytes = decoded
                 inner = email.message_from_bytes(decoded, policy=email.policy.compat32)
         elif (
             isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message)
@@ -502,12 +590,17 @@ class _MessageReader:
             set_aside = self.aside.payload_bytes(part)
             data = part.get_payload(decode=True) if set_aside is None else set_aside
             if isinstance(data, bytes) and data.strip():
+                inner_bytes = data
                 inner = email.message_from_bytes(data, policy=email.policy.compat32)
         if inner is None:
             return
         headers = _raw_headers(inner)
         subject = self._header_text(headers, "subject", "forwarded subject")
         label = f"message/rfc822:{subject}" if subject else "message/rfc822"
+        filename = self._filename(part) or f"{sanitize_filename(subject) or 'forwarded'}.eml"
+        if inner_bytes is None:
+            inner_bytes = _message_bytes(inner)
+        self._append_attachment(filename, inner_bytes, "message/rfc822", container)
         self._walk(inner, depth=depth + 1, container=label, top_level=False)
 
     def _leaf(
@@ -541,7 +634,8 @@ class _MessageReader:
     ) -> None:
         """Record a file, unpacking it first when it is a zip or a TNEF stream."""
         unpacked: Unpacked | None = None
-        if is_tnef(data, filename, content_type):
+        tnef = is_tnef(data, filename, content_type)
+        if tnef:
             unpacked = unpack_tnef(data, filename, limits=self.limits, budget=self.budget)
             if not self.found.htmls and unpacked.body_html:
                 self.found.htmls.append(unpacked.body_html)
@@ -549,12 +643,15 @@ class _MessageReader:
             unpacked = unpack_zip(data, filename, limits=self.limits, budget=self.budget)
         if unpacked is not None:
             self.found.problems.extend(unpacked.problems)
+            # winmail.dat is how Outlook encoded the mail, not a file the sender chose; a zip
+            # (or a forwarded message) is, and is listed before what it holds
+            if not tnef or not (unpacked.complete and unpacked.files):
+                self._append_attachment(filename, data, content_type, container)
             for inner in unpacked.files:
                 self._append_attachment(
                     inner.filename, inner.data, "application/octet-stream", inner.container
                 )
-            if unpacked.complete and unpacked.files:
-                return
+            return
         self._append_attachment(filename, data, content_type, container)
 
     def _append_attachment(
@@ -609,26 +706,102 @@ class _MessageReader:
 
 
 def decode_text(data: bytes, charset: str, *, guess_on_error: bool = False) -> tuple[str, bool]:
-    """Decode bytes labelled with `charset`; return the text and whether the label was usable.
+    """Decode bytes labelled with `charset`; return the text and whether it decoded cleanly.
 
-    Bytes the label cannot decode are read as UTF-8, then replaced, or with `guess_on_error`
-    read as UTF-8, GB18030 or Latin-1 so that no U+FFFD appears (for names).
+    The label's codec is tried, then the supersets senders really use under that label
+    (`CHARSET_SUPERSETS`), then UTF-8. When all fail the bytes are decoded with replacement
+    characters and the second value is False, or with `guess_on_error` read as UTF-8, GB18030
+    or Latin-1 so that no U+FFFD appears (for names).
     """
     codec = _codec(charset)
     if codec is None:
         return decode_unlabelled_bytes(data), charset.strip().lower() in PLACEHOLDER_CHARSETS
-    try:
-        return data.decode(codec), True
-    except UnicodeDecodeError:
-        pass
-    if codec != "utf-8":
+    for decoder in _decoders(codec, data):
         try:
-            return data.decode("utf-8"), True
+            return decoder(data), True
         except UnicodeDecodeError:
-            pass
+            continue
     if guess_on_error:
         return decode_unlabelled_bytes(data), True
-    return data.decode(codec, "replace"), True
+    return data.decode(codec, "replace"), False
+
+
+def iso2022jp_as_cp932(data: bytes) -> str:
+    """Read ISO-2022-JP through Shift_JIS, so that Microsoft's and NEC's extra characters
+    (①, Ⅱ, ㈱ in row 13 and the IBM rows), which the strict codecs refuse, decode as Windows
+    and Outlook meant them (what Microsoft calls CP50220)."""
+    converted = bytearray()
+    mode = "ascii"
+    position = 0
+    while position < len(data):
+        byte = data[position]
+        if byte == 0x1B:
+            escape = data[position + 1 : position + 3]
+            mode = _ISO2022JP_ESCAPES.get(escape, "")
+            if not mode:
+                raise UnicodeDecodeError("iso-2022-jp", data, position, position + 1, "escape")
+            position += 3
+            continue
+        if mode == "double" and byte > 0x20 and byte != 0x7F and byte not in b"\r\n":
+            if position + 1 >= len(data):
+                raise UnicodeDecodeError("iso-2022-jp", data, position, position + 1, "truncated")
+            converted += _jis_to_sjis(byte, data[position + 1])
+            position += 2
+            continue
+        if byte >= 0x80:
+            raise UnicodeDecodeError("iso-2022-jp", data, position, position + 1, "8-bit byte")
+        converted.append(byte + 0x80 if mode == "katakana" and 0x21 <= byte <= 0x5F else byte)
+        position += 1
+    return converted.decode("cp932")
+
+
+_ISO2022JP_ESCAPES = {
+    b"(B": "ascii",
+    b"(J": "ascii",
+    b"(I": "katakana",
+    b"$@": "double",
+    b"$B": "double",
+}
+
+
+def _jis_to_sjis(first: int, second: int) -> bytes:
+    """One JIS X 0208 code point (two 7-bit bytes) as its two Shift_JIS bytes."""
+    lead = ((first - 0x21) >> 1) + 0x81
+    if lead > 0x9F:
+        lead += 0x40
+    odd_row_trail = second + 0x1F + (1 if second >= 0x60 else 0)
+    trail = odd_row_trail if first % 2 else second + 0x7E
+    if not (0x21 <= first <= 0x7E and 0x21 <= second <= 0x7E):
+        raise UnicodeDecodeError("iso-2022-jp", bytes([first, second]), 0, 2, "not JIS X 0208")
+    return bytes([lead, trail])
+
+
+CHARSET_SUPERSETS: dict[str, tuple[str, ...]] = {
+    "iso2022_jp_ext": ("iso2022_jp_2", "iso2022_jp_2004", "cp50220", "cp932"),
+    "gb18030": ("hz",),
+    "hz": ("gb18030",),
+}
+"""The codecs tried, in order, when a label's own codec fails. `cp50220` names our reading of
+ISO-2022-JP through CP932 (`iso2022jp_as_cp932`); `cp932` after it catches Shift_JIS mail
+labelled ISO-2022-JP, `hz` HZ-GB-2312 labelled GB2312."""
+
+
+def _decoders(codec: str, data: bytes) -> list[Callable[[bytes], str]]:
+    """The decoders to try for bytes labelled `codec`, the most likely first."""
+    names = [codec, *CHARSET_SUPERSETS.get(codec, ()), "utf-8"]
+    if codec == "gb18030" and data.isascii() and b"~{" in data:
+        names.insert(0, "hz")
+    decoders: list[Callable[[bytes], str]] = []
+    for name in dict.fromkeys(names):
+        if name == "cp50220":
+            decoders.append(iso2022jp_as_cp932)
+        else:
+            decoders.append(functools.partial(_strict_decode, codec=name))
+    return decoders
+
+
+def _strict_decode(data: bytes, *, codec: str) -> str:
+    return data.decode(codec)
 
 
 def _codec(charset: str) -> str | None:
@@ -640,9 +813,9 @@ def _codec(charset: str) -> str | None:
     try:
         "".encode(label)
         b"".decode(label)
+        return codecs.lookup(label).name
     except (LookupError, ValueError):
         return None
-    return label
 
 
 def _mime_header_view(part: email.message.Message) -> email.message.Message:
@@ -760,6 +933,17 @@ def _decode_transfer(encoded: bytes, encoding: str) -> bytes:
         return b""
 
 
+_WIRE_POLICY = email.policy.compat32.clone(linesep="\r\n")
+
+
+def _message_bytes(message: email.message.Message) -> bytes:
+    """A forwarded message as bytes, for its own hash and size (re-serialised when damaged)."""
+    try:
+        return message.as_bytes(policy=_WIRE_POLICY)
+    except (ValueError, TypeError, LookupError, UnicodeError, RecursionError):
+        return message.as_string(policy=_WIRE_POLICY).encode("utf-8", "surrogateescape")
+
+
 def _payload_bytes(part: email.message.Message) -> bytes:
     """A leaf part's decoded content (base64, quoted-printable, uuencode), raw when undecodable."""
     data = part.get_payload(decode=True)
@@ -818,27 +1002,46 @@ def _all_message_ids(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(_MESSAGE_ID.findall(text)))
 
 
+MAX_OFFSET_HOURS = 14
+"""Real zone offsets run from -12:00 to +14:00; a larger one (`+3200`) is damage."""
+
+
+class _OffsetOutOfRangeError(ValueError):
+    """A date whose zone offset no clock uses."""
+
+
 def _read_date(value: str) -> datetime | None:
-    """Read an RFC 5322 date with mail-parser, keeping the sender's offset; stdlib as fallback."""
+    """Read an RFC 5322 date with mail-parser, keeping the sender's offset; stdlib as fallback.
+
+    Raises `_OffsetOutOfRangeError` when the zone offset is beyond any real zone's.
+    """
     result = parse_mail_date(value)
     if result.value is not None:
         try:
-            offset = timedelta(hours=float(result.timezone))
+            hours = float(result.timezone)
         except (TypeError, ValueError, OverflowError):
-            offset = timedelta(0)
+            hours = 0.0
+        if abs(hours) > MAX_OFFSET_HOURS:
+            raise _OffsetOutOfRangeError(value)
         selected: datetime = result.value
-        return selected.astimezone(timezone(offset))
+        return selected.astimezone(timezone(timedelta(hours=hours)))
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
+    offset = parsed.utcoffset()
+    if offset is not None and abs(offset) > timedelta(hours=MAX_OFFSET_HOURS):
+        raise _OffsetOutOfRangeError(value)
     return parsed
 
 
-def _received_at(values: list[str]) -> datetime | None:
-    """The date of the top-most `Received:` header that carries a readable one."""
+def _received_at(values: list[str], problems: list[Problem]) -> datetime | None:
+    """The date of the top-most `Received:` header that carries a readable, real one.
+
+    A stamp with an impossible zone offset is skipped, with a problem in `problems`.
+    """
     for value in values:
         text = _undo_surrogates(_unfold(value))
         try:
@@ -846,7 +1049,16 @@ def _received_at(values: list[str]) -> datetime | None:
         except (MailParserError, ValueError):
             stamp = text.rpartition(";")[2] if ";" in text else None
         if stamp:
-            when = _read_date(stamp.strip())
+            try:
+                when = _read_date(stamp.strip())
+            except _OffsetOutOfRangeError:
+                problems.append(date_out_of_range("Received", stamp.strip()))
+                continue
             if when is not None:
                 return when
     return None
+
+
+def date_out_of_range(header: str, value: str) -> Problem:
+    """The problem for a date header whose zone offset no clock uses."""
+    return Problem("date_out_of_range", {"header": header, "value": value[:60]})

@@ -130,6 +130,8 @@ class ParsedMessage:
     bounce: Bounce | None = None
     links: list[LargeAttachmentLink] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    automated: bool = False  # a machine sent it on its own (list, newsletter, notice)
+    needs_reply: bool = False  # a person must answer (a question, files mentioned but missing)
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,13 @@ class PdfForm:
     encrypted: bool = False
     unit: str | None = None
     titles: list[str] = field(default_factory=list)
+    cases: list[CaseRow] = field(default_factory=list)  # the case table, from the text layer
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def reads_as_form(self) -> bool:
+        """Whether the text layer holds a whole form: the unit and a case table."""
+        return bool(self.unit) and bool(self.cases)
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,7 @@ class SubmissionRecord:
     email: str | None
     submitted_at: datetime | None
     smart_enterprise: bool | None = None  # 参加智慧企业案例征集
+    withdrawn: bool | None = None  # the status column says 撤回; None: the file has no status
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 # Legal forms that may appear anywhere in a company name and that people often leave out.
 _LEGAL_FORMS = ("股份有限公司", "有限责任公司", "有限公司", "股份公司")
 # Endings dropped after the legal forms, longest first; 分公司 (a branch) is never dropped.
-_TRAILING_SUFFIXES = ("集团公司", "公司", "集团")
+_TRAILING_SUFFIXES = ("集团公司", "公司", "集团", "股份")
 _DASHES = str.maketrans({"—": "-", "–": "-", "‐": "-", "‑": "-", "−": "-", "―": "-"})
 
 
@@ -28,12 +28,38 @@ def normalize_text(value: str) -> str:
     Letters and digits of every script survive, so Chinese text compares as written.
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKD", value).casefold())
-    return "".join(character for character in folded if character.isalnum())
+    return "".join(filter(str.isalnum, folded))
 
 
 def normalize_title(value: str) -> str:
     """The comparison key of a case title: 《》, quotes, brackets and spaces do not count."""
     return normalize_text(value)
+
+
+_LEADING_QUALIFIER = re.compile(r"^(?:基于|面向).{1,20}?的")
+_TRAILING_QUALIFIERS = ("试点", "一期")
+_TRAILING_WORDS = ("解决方案", "平台", "系统")
+
+
+def title_core(key: str) -> str:
+    """A title key without what units drop when they shorten a title: a leading 基于…的 or
+    面向…的, a trailing （试点） / （一期）, then a trailing 平台 / 系统 / 解决方案.
+
+    `key` is a `normalize_title` key. When stripping would leave less than four characters
+    the key is returned unchanged, so that a core never matches a whole family of titles.
+    """
+    core = _LEADING_QUALIFIER.sub("", key, count=1)
+    stripped = True
+    while stripped:
+        stripped = False
+        for qualifier in _TRAILING_QUALIFIERS:
+            if core.endswith(qualifier):
+                core, stripped = core[: -len(qualifier)], True
+    for word in _TRAILING_WORDS:
+        if core.endswith(word):
+            core = core[: -len(word)]
+            break
+    return core if len(core) >= 4 else key
 
 
 def normalize_applicant(value: str) -> str:

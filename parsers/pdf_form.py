@@ -20,7 +20,7 @@ from pypdf.generic import DictionaryObject
 
 from config.errors import ParseError
 from parsers.labels import SEAL_WORDS, UNIT_FIELD_LABELS, case_column_for
-from parsers.model import PdfForm, Problem
+from parsers.model import CaseRow, PdfForm, Problem
 from parsers.seal import Deadline, SealCheck, check_seal
 
 #: A file with more indirect objects than this is refused before anything is parsed.
@@ -127,6 +127,7 @@ def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfF
     page_texts: list[str] = []
     image_only_pages = 0
     titles: list[str] = []
+    cases: list[CaseRow] = []
     for page_number, page in enumerate(pages, start=1):
         if deadline.passed():
             problems.append(
@@ -138,7 +139,9 @@ def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfF
             break
         text, page_fragments = _page_text(page, page_number, problems)
         page_texts.append(text)
-        titles.extend(find_case_titles(page_fragments))
+        cells = find_case_cells(page_fragments)
+        titles.extend(row["title"] for row in cells if row.get("title"))
+        cases.extend(_case_rows(cells, first=len(cases) + 1))
         if len(text.strip()) < MIN_TEXT_CHARS and _has_images(page):
             image_only_pages += 1
     text = "\n".join(page_texts)
@@ -161,8 +164,29 @@ def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfF
         seal_evidence=seal.evidence,
         unit=find_unit(text),
         titles=titles,
+        cases=cases,
         problems=problems,
     )
+
+
+def _case_rows(cells: Sequence[dict[str, str]], *, first: int) -> list[CaseRow]:
+    """Case rows from table cells read off a page; rows without a title are left out."""
+    rows: list[CaseRow] = []
+    for position, cell in enumerate(cells, start=first):
+        title = cell.get("title", "").strip()
+        if not title:
+            continue
+        number = cell.get("row", "")
+        rows.append(
+            CaseRow(
+                row=int(number) if number.isdigit() else position,
+                title=title,
+                applicant=cell.get("applicant", "").strip(),
+                category=cell.get("category") or None,
+                ref=cell.get("ref") or None,
+            )
+        )
+    return rows
 
 
 def _open_with_empty_password(reader: PdfReader, name: str, problems: list[Problem]) -> bool:
@@ -272,18 +296,20 @@ def find_unit(text: str) -> str | None:
 
 def find_case_titles(fragments: Sequence[_Fragment]) -> list[str]:
     """Case titles read from the case table by position: the title column, row by row."""
+    return [row["title"] for row in find_case_cells(fragments) if row.get("title")]
+
+
+def find_case_cells(fragments: Sequence[_Fragment]) -> list[dict[str, str]]:
+    """The case table read by position: per row (top first) the text of each column it
+    has a header for (`title`, `applicant`, `category`, `ref`, ...)."""
     title_header = next((f for f in fragments if case_column_for(f.text) == "title"), None)
     if title_header is None:
         return []
-    applicant_header = next(
-        (
-            f
-            for f in fragments
-            if case_column_for(f.text) == "applicant"
-            and abs(f.y - title_header.y) < 12
-            and f.x > title_header.x
-        ),
-        None,
+    # every piece of text on the header line bounds a column, even one whose header is
+    # split over two lines ("案例类" / "别") and so is not recognised
+    headers = sorted(
+        (f for f in fragments if abs(f.y - title_header.y) < 12 and f.x >= title_header.x),
+        key=lambda f: f.x,
     )
     below = [f for f in fragments if f.y < title_header.y - 5]
     numbers = [f for f in below if f.x < title_header.x and _ROW_NUMBER.fullmatch(f.text)]
@@ -298,24 +324,48 @@ def find_case_titles(fragments: Sequence[_Fragment]) -> list[str]:
     row_anchors = [f for f in numbers if f.x < number_column_right and f.y > table_end]
     if not row_anchors:
         return []
-    column_left = max(anchor.x for anchor in row_anchors) + _ROW_NUMBER_SLACK / 2
-    header_end = title_header.x + _HEADER_CHAR_WIDTH * len(title_header.text.replace(" ", ""))
-    column_right = (header_end + applicant_header.x) / 2 if applicant_header else float("inf")
+    cells: list[dict[str, str]] = [{} for _ in row_anchors]
+    left = max(anchor.x for anchor in row_anchors) + _ROW_NUMBER_SLACK / 2
+    for position, header in enumerate(headers):
+        column = case_column_for(header.text)
+        header_end = header.x + _HEADER_CHAR_WIDTH * len(header.text.replace(" ", ""))
+        following = headers[position + 1] if position + 1 < len(headers) else None
+        right = (header_end + following.x) / 2 if following else float("inf")
+        if column is not None:
+            for index, text in _column_text(below, row_anchors, table_end, left, right).items():
+                cells[index].setdefault(column, text)
+        left = right
+    order = sorted(range(len(row_anchors)), key=lambda index: -row_anchors[index].y)
+    return [
+        {**cells[index], "row": row_anchors[index].text}
+        for index in order
+        if any(cells[index].values())
+    ]
+
+
+def _column_text(
+    below: Sequence[_Fragment],
+    row_anchors: Sequence[_Fragment],
+    table_end: float,
+    left: float,
+    right: float,
+) -> dict[int, str]:
+    """The text between `left` and `right` of each table row, by the row's anchor index."""
     pieces: dict[int, list[_Fragment]] = {index: [] for index in range(len(row_anchors))}
     for fragment in below:
-        if fragment.y <= table_end or not column_left <= fragment.x < column_right:
+        if fragment.y <= table_end or not left <= fragment.x < right:
             continue
         nearest = min(
             range(len(row_anchors)), key=lambda index: abs(row_anchors[index].y - fragment.y)
         )
         pieces[nearest].append(fragment)
-    titles = []
-    for index in sorted(pieces, key=lambda index: -row_anchors[index].y):
-        ordered = sorted(pieces[index], key=lambda f: (-round(f.y), f.x))
-        title = "".join(fragment.text for fragment in ordered).strip()
-        if title:
-            titles.append(title)
-    return titles
+    texts: dict[int, str] = {}
+    for index, found in pieces.items():
+        ordered = sorted(found, key=lambda f: (-round(f.y), f.x))
+        text = "".join(fragment.text for fragment in ordered).strip()
+        if text:
+            texts[index] = text
+    return texts
 
 
 @contextmanager

@@ -92,8 +92,10 @@ CATALOGUE: dict[str, ProblemSpec] = {
         "info",
         "staff",
         "charset",
-        staff="这封邮件声明了无法识别的文字编码，正文可能有个别乱码，请核对正文。",
-        log="a body declares the unknown charset {charset!r}; read as UTF-8 or GB18030",
+        staff="这封邮件正文的文字编码无法识别或与内容不符，正文可能有个别乱码。"
+        "请在邮箱中打开来信核对正文。",
+        log="a body labelled {charset!r} cannot be decoded with it or any charset it is "
+        "mistaken for; some characters are replacement marks",
     ),
     "date_out_of_range": _spec(
         "info",

@@ -1,7 +1,9 @@
 """Read the online system's export of submissions (.xlsx or .csv) into `SubmissionRecord`s.
 
 A bad row is rejected with its row number and the rest are kept; a bad USCC is only a
-warning. Naive submission times are read in the campaign's time zone.
+warning. A status column (申报状态) that says 撤回 / 撤销 marks the row withdrawn: the only
+way an export says so (a row missing from a file says nothing). Naive submission times
+are read in the campaign's time zone.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ SUBMISSION_HEADERS: Final[dict[str, tuple[str, ...]]] = {
     "email": ("电子邮箱", "邮箱"),
     "submitted_at": ("提交时间",),
     "smart_enterprise": ("参加智慧企业案例征集",),
+    "status": ("申报状态", "状态", "审核状态"),
 }
 """Our field name -> the header texts the export may use for it (first is the canonical one)."""
 
@@ -60,6 +63,9 @@ YES_NO: Final[dict[str, bool]] = {
     "1": True,
     "0": False,
 }
+
+WITHDRAWN_WORDS: Final = ("撤回", "撤销", "撤消", "withdrawn")
+"""A status cell containing one of these says the applicant withdrew the submission."""
 
 _TIME_FORMATS: Final = (
     "%Y-%m-%d %H:%M:%S",
@@ -152,7 +158,15 @@ def _submission(record: TableRecord, zone: ZoneInfo, problems: list[Problem]) ->
         email=record.text("email") or None,
         submitted_at=_submitted_at(record.values.get("submitted_at", ""), zone, row, problems),
         smart_enterprise=_yes_no(record.text("smart_enterprise"), row, problems),
+        withdrawn=_withdrawn(record.text("status")),
     )
+
+
+def _withdrawn(status: str) -> bool | None:
+    """What a status cell says about withdrawal; None without a status."""
+    if not status:
+        return None
+    return any(word in status.casefold() for word in WITHDRAWN_WORDS)
 
 
 def parse_time(value: CellValue, zone: ZoneInfo) -> datetime | None:

@@ -79,7 +79,18 @@ def run(action: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
-    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+    except Exception as exc:
+        from service.faults import one_line, transient_fault
+
+        fault = transient_fault(exc)
+        if fault is not None:  # a passing fault: say so, no traceback, nothing was lost
+            err.print(
+                f"[red]{fault} unavailable:[/red] {one_line(exc)} — nothing was lost; "
+                "run the command again once it is back",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
+        # a bug: one line for the user, the traceback with -v
         logging.getLogger("intake").debug("internal error", exc_info=True)
         err.print(
             f"[red]internal error:[/red] {exc!r} — please report it; run again with -v for "
@@ -87,6 +98,14 @@ def run(action: Callable[[], T]) -> T:
             highlight=False,
         )
         raise typer.Exit(1) from None
+
+
+def first_poll_notice(count: int) -> str:
+    """What the terminal says after the first poll of a mailbox that already held mail."""
+    return (
+        f"首次读取邮箱：邮箱中已有{count}封来信，均已登记和处理，但不会自动回复这些来信。"
+        "如需回复，请在配置中填写征集开始时间，或设置为回复旧邮件后重新处理。"
+    )
 
 
 def _progress() -> Progress:
@@ -165,8 +184,11 @@ def poll_command(
         err.print(
             f"listed {report.listed}, archived {report.archived}, duplicates {report.duplicates}, "
             f"too large {report.too_large}, processed {report.processed}, "
-            f"needs attention {report.needs_attention}, marked {report.marked}"
+            f"needs attention {report.needs_attention}, waiting {report.deferred}, "
+            f"marked {report.marked}"
         )
+        if report.old_mail:
+            err.print(first_poll_notice(report.old_mail), highlight=False)
         if report.error:
             err.print(f"[red]mailbox error:[/red] {report.error}", highlight=False)
             return 1
@@ -217,8 +239,25 @@ def digest_command(
 @submissions_cli.command("import")
 def submissions_import(
     files: Annotated[list[Path], typer.Argument(help="Exports (.xlsx / .csv).")],
+    complete: Annotated[
+        bool,
+        typer.Option(
+            "--complete",
+            help="The file is the whole export: submissions missing from it are withdrawn.",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm withdrawing more than 10 % at once.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
+    ] = False,
 ) -> None:
-    """Upsert online-system exports by 申报编号 and re-run matching."""
+    """Upsert online-system exports by 申报编号 and re-run matching.
+
+    A submission is withdrawn only when the export's status column says so, or with
+    --complete when it is missing from the file; never because a filtered file lacks it.
+    """
 
     def body() -> int:
         from service.imports import import_submissions
@@ -227,22 +266,37 @@ def submissions_import(
         status = 0
         for path in files:
             try:
-                report = import_submissions(application, path)
+                report = import_submissions(
+                    application, path, complete=complete, confirm=yes, dry_run=dry_run
+                )
             except IntakeError as exc:
                 err.print(f"[red]{path}:[/red] {exc}", highlight=False)
                 status = 1
                 continue
+            would = "would be: " if dry_run else ""
             out.print(
-                f"{path}: added {len(report.added)}, changed {len(report.changed)}, "
+                f"{path}: {would}added {len(report.added)}, changed {len(report.changed)}, "
                 f"unchanged {len(report.unchanged)}, withdrawn {len(report.withdrawn)}, "
-                f"rejected {len(report.rejected)}",
+                f"rejected {len(report.rejected)}"
+                + (" (dry run: nothing changed)" if dry_run else ""),
                 highlight=False,
             )
+            if dry_run:
+                _print_refs("added", report.added)
+                _print_refs("changed", report.changed)
+                _print_refs("withdrawn", report.withdrawn)
+            elif report.withdrawn:
+                _print_refs("withdrawn", report.withdrawn)
             for line in [*report.rejected, *report.warnings]:
                 out.print(f"  {line}", highlight=False, markup=False)
         return status
 
     raise typer.Exit(run(body))
+
+
+def _print_refs(what: str, refs: list[str]) -> None:
+    if refs:
+        out.print(f"  {what}: {', '.join(refs)}", highlight=False, markup=False, soft_wrap=True)
 
 
 @results_cli.command("import")
@@ -251,19 +305,28 @@ def results_import(
     resend_changed: Annotated[
         bool, typer.Option("--resend-changed", help="Send a correction when a decision changed.")
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; record and send nothing.")
+    ] = False,
 ) -> None:
     """Record staff decisions and queue result mail."""
 
     def body() -> None:
         from service.results import import_results
 
-        report = import_results(build_app(), file, resend_changed=resend_changed)
+        report = import_results(build_app(), file, resend_changed=resend_changed, dry_run=dry_run)
+        would = "would be: " if dry_run else ""
+        queued = "would be queued" if dry_run else "queued"
         out.print(
-            f"{file}: new {len(report.added)}, changed {len(report.changed)}, "
+            f"{file}: {would}new {len(report.added)}, changed {len(report.changed)}, "
             f"unchanged {len(report.unchanged)}, rejected {len(report.rejected)}; "
-            f"{report.queued} result mail(s) queued",
+            f"{report.queued} result mail(s) {queued}"
+            + (" (dry run: nothing changed)" if dry_run else ""),
             highlight=False,
         )
+        if dry_run:
+            _print_refs("new", report.added)
+            _print_refs("changed", report.changed)
         for line in [*report.rejected, *report.warnings]:
             out.print(f"  {line}", highlight=False, markup=False)
 
@@ -347,6 +410,11 @@ def reprocess_command(
         err.print(
             f"reprocessed: {counts.processed} processed, {counts.needs_attention} need attention"
         )
+        if counts.deferred:
+            err.print(
+                "stopped at a message that met a passing fault (database or disk); the rest "
+                "stay pending and the next poll goes on with them"
+            )
 
     run(body)
 

@@ -28,8 +28,13 @@ DEFAULT_WORKDIR = Path("var")
 
 
 def demo_settings(workdir: Path) -> Settings:
-    """Settings for the demo: SQLite, archive and outgoing mail under `workdir`."""
+    """Settings for the demo: SQLite, archive and outgoing mail under `workdir`.
+
+    The sample mailbox stands for a season of mail, already there when the demo first reads
+    it: the demo replies to it (`reply_to_old_mail`), as a campaign replies to new mail.
+    """
     return Settings(
+        campaign={"reply_to_old_mail": True},
         database={"url": f"sqlite:///{workdir / 'intake.db'}"},
         storage={"path": workdir / "archive"},
         mailbox={"kind": "directory", "path": SAMPLES / "mailbox"},

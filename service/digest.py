@@ -26,6 +26,7 @@ from notifications.contexts import (
     delivery_failure_words,
 )
 from notifications.message import MailAttachment
+from parsers.problems import render
 from service.bootstrap import App
 from service.models import Outbox
 from service.outbox import queue_mail
@@ -41,6 +42,8 @@ OUTAGE_WORDS = {
     "smtp": "发信服务器",
     "delivery": "发信服务器",
     "database": "数据库",
+    "storage": "存档磁盘",
+    "lock": "数据库（被其他操作占用）",
 }
 """What a pending outage concerns, in the words of the digest (`outages[].what`)."""
 
@@ -180,7 +183,9 @@ def digest_context(
                 kind=row["kind"],
                 recipients=row["to"],
                 subject=row["subject"],
-                reason=delivery_failure_words(row["last_error"]),
+                reason=(render("mail_unconfirmed", {}, "staff") or "")
+                if row.get("unconfirmed")
+                else delivery_failure_words(row["last_error"]),
                 attempts=row["attempts"],
             )
             for row in register["outbox"]

@@ -1,7 +1,9 @@
 """Is the service well? `check_health` for `intake health`, and `/healthz` + `/metrics` over HTTP.
 
-Healthy means: the database answers and its schema is at the newest migration, and the
-mailbox was read successfully within `mailbox.unreachable_after` (+ one `poll_every`). A
+Healthy means: the database answers and its schema is at the newest migration, the
+mailbox was read successfully within `mailbox.unreachable_after` (+ one `poll_every`), and
+no message has waited out `faults.RETRY_BOUND` tries of a transient fault (an outage still
+being retried within the bound is shown as a warning). A
 refused login is unhealthy at once, since it will not mend itself; a network blip is
 tolerated for `unreachable_after`. Everything is read from the database, so any instance
 (or a one-off `intake health`) sees the same answer.
@@ -25,6 +27,7 @@ from sqlmodel import Session, col, select
 from config.settings import trial_warning
 from service.bootstrap import App
 from service.db import alembic_config, schema_revision
+from service.faults import RETRY_BOUND
 from service.models import Lease, Message, Outbox, PollCursor
 
 logger = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ logger = logging.getLogger(__name__)
 LOGIN_REFUSED = re.compile(r"^login to \S+ refused")
 """How `ImapMailbox` words a `MailboxLoginError`; ingest stores only the error's text."""
 
-OUTBOX_STATUSES = ("pending", "sent", "failed", "suppressed")
+OUTBOX_STATUSES = ("pending", "unconfirmed", "sent", "failed", "suppressed")
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -88,6 +91,17 @@ class HealthFacts:
     poll_in_progress: bool = False
     messages: dict[tuple[str, str], int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
+    outages: list[OutageFacts] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutageFacts:
+    """Messages left pending by one kind of transient fault (database, storage, lock)."""
+
+    fault: str
+    messages: int
+    retries: int
+    since: datetime | None
 
 
 def _first_line(error: BaseException) -> str:
@@ -132,6 +146,20 @@ def gather_facts(app: App, account: str, folder: str) -> HealthFacts:
                 select(Outbox.status, sa.func.count()).group_by(Outbox.status)
             ).all():
                 facts.outbox[status] = int(count)
+            facts.outages = [
+                OutageFacts(fault=str(fault), messages=int(count), retries=int(most), since=since)
+                for fault, count, most, since in session.execute(
+                    sa.select(
+                        col(Message.fault),
+                        sa.func.count(),
+                        sa.func.max(col(Message.retries)),
+                        sa.func.min(col(Message.fault_since)),
+                    )
+                    .where(col(Message.status) == "pending", col(Message.fault).is_not(None))
+                    .group_by(col(Message.fault))
+                    .order_by(col(Message.fault))
+                ).all()
+            ]
     except sa.exc.SQLAlchemyError as error:
         facts.database_error = _first_line(error)
     return facts
@@ -198,7 +226,21 @@ def evaluate(app: App, facts: HealthFacts, account: str, folder: str) -> tuple[b
     failed = facts.outbox.get("failed", 0)
     advice = " (failed mail is listed in `intake status` and the digest)" if failed else ""
     lines.append(f"info outbox: {counts}{advice}")
-    return polled, lines
+    lasting = False
+    for outage in facts.outages:
+        since = f" since {outage.since.isoformat(timespec='seconds')}" if outage.since else ""
+        if outage.retries >= RETRY_BOUND:
+            lasting = True
+            lines.append(
+                f"FAIL outage: {outage.fault}: {outage.messages} message(s) still pending{since} "
+                f"after {outage.retries} tries; retried automatically, look at the {outage.fault}"
+            )
+        else:
+            lines.append(
+                f"warn outage: {outage.fault}: {outage.messages} message(s) pending{since}, "
+                f"tried {outage.retries} time(s); retried automatically"
+            )
+    return polled and not lasting, lines
 
 
 def check_health(app: App) -> tuple[bool, list[str]]:
@@ -254,6 +296,14 @@ def metrics_text(app: App, counters: ServiceCounters | None = None) -> str:
         _family(lines, "intake_messages", "gauge", "Messages in the ledger by status and kind.")
         for (status, kind), count in sorted(facts.messages.items()):
             lines.append(f"intake_messages{_labels(status=status, kind=kind)} {count}")
+        _family(
+            lines,
+            "intake_outage_messages",
+            "gauge",
+            "Messages left pending by a transient fault, by kind of fault.",
+        )
+        for outage in facts.outages:
+            lines.append(f"intake_outage_messages{_labels(fault=outage.fault)} {outage.messages}")
         _family(lines, "intake_outbox", "gauge", "Outgoing mails by status.")
         for status in sorted({*OUTBOX_STATUSES, *facts.outbox}):
             lines.append(f"intake_outbox{_labels(status=status)} {facts.outbox.get(status, 0)}")

@@ -1,11 +1,14 @@
 """One poll of the contact mailbox: fetch, archive, record in the ledger, then process.
 
 The order is the promise: raw bytes are archived and a ledger row committed before any
-parsing; processing failures mark a message `needs_attention` and the batch goes on; the
+parsing; processing failures of the input mark a message `needs_attention` and the batch
+goes on, transient ones (database, disk, locks) leave it `pending` for a later poll; the
 after-processing action (move / flag / seen) comes last, only for messages whose outcome is
-committed. A kill at any point followed by another poll ends in the same state as an
-uninterrupted run: the cursor only moves past a UID in the transaction that records it, and
-a message fetched twice is recognised by its SHA-256 (unique per account in the ledger).
+committed (never for a pending one). A transient fault anywhere ends the poll with one log
+line and an error in the report, never a traceback. A kill at any point followed by another
+poll ends in the same state as an uninterrupted run: the cursor only moves past a UID in the
+transaction that records it, and a message fetched twice is recognised by its SHA-256
+(unique per account in the ledger).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlmodel import Session, col, select
 from config.errors import MailboxError
 from parsers.model import Problem
 from service.bootstrap import App
+from service.faults import one_line, transient_fault
 from service.leases import LeaseBusyError, held_lease
 from service.mailbox import FetchedMessage, Mailbox, RemoteMessage, batched, read_header_block
 from service.models import Message, PollCursor
@@ -45,6 +49,8 @@ class PollReport:
     too_large: int = 0
     processed: int = 0
     needs_attention: int = 0
+    deferred: int = 0  # left pending after a transient fault, retried by a later poll
+    old_mail: int = 0  # found by the first poll of the folder: recorded, not replied to
     marked: int = 0
     skipped_busy: bool = False
     error: str | None = None
@@ -74,6 +80,7 @@ LEDGER_ROW_DEFAULTS: dict[str, object] = {
     "late": False,
     "problems": [],
     "details": {},
+    "retries": 0,
 }
 """A new ledger row's values before processing (the JSON columns have no column default)."""
 
@@ -100,6 +107,8 @@ def poll(app: App, *, progress: Progress | None = None, process: bool = True) ->
             except MailboxError as exc:
                 report.error = str(exc)
                 logger.warning("poll of %s stopped: %s", mailbox.account, exc)
+            except Exception as exc:
+                _stop_on_fault(report, exc, f"reading {mailbox.account}")
             try:
                 if process:
                     # also what an earlier, interrupted poll archived but did not get to
@@ -111,10 +120,28 @@ def poll(app: App, *, progress: Progress | None = None, process: bool = True) ->
                 logger.warning("after-processing on %s stopped: %s", mailbox.account, exc)
             except LeaseLostError as exc:
                 report.error = str(exc)
+            except Exception as exc:
+                _stop_on_fault(report, exc, "processing")
             _record_outcome(app, mailbox, report)
     except LeaseBusyError:
         report.skipped_busy = True
+    except Exception as exc:
+        _stop_on_fault(report, exc, "recording the poll")
     return report
+
+
+def _stop_on_fault(report: PollReport, exc: Exception, doing: str) -> None:
+    """End the poll on a transient fault with one log line; anything else is a bug: raise."""
+    fault = transient_fault(exc)
+    if fault is None:
+        raise exc
+    report.error = report.error or f"{fault} unavailable while {doing}: {one_line(exc)}"
+    logger.warning(
+        "poll stopped: %s fault while %s (%s); nothing is lost, the next poll goes on",
+        fault,
+        doing,
+        one_line(exc),
+    )
 
 
 def _process_all(app: App, report: PollReport, *, renew: Callable[[], bool]) -> None:
@@ -123,7 +150,8 @@ def _process_all(app: App, report: PollReport, *, renew: Callable[[], bool]) -> 
         counts = process_pending(app, limit=PROCESS_CHUNK)
         report.processed += counts.processed
         report.needs_attention += counts.needs_attention
-        if counts.processed + counts.needs_attention < PROCESS_CHUNK:
+        report.deferred += counts.deferred
+        if counts.deferred or counts.settled < PROCESS_CHUNK:
             return
         _renew_or_stop(renew)
 
@@ -188,10 +216,16 @@ def _poll_folder(
             session.add(cursor)
             session.commit()
 
+        first_poll = cursor.first_poll_at is None
+        # UIDs of another UIDVALIDITY, or positions in a folder of files, say nothing later
+        old_through = 0 if rescan else cursor.first_listing_uid
+
     since = app.settings.mailbox.since
     listing = mailbox.list_newer(above, since=since.date() if since else None)
     listing = [item for item in listing if item.uid not in known_uids]
     report.listed = len(listing)
+    if first_poll:
+        old_through = _record_first_poll(app, mailbox, listing, report)
     if not listing:
         return
     limit = app.settings.mailbox.max_message_size
@@ -207,18 +241,48 @@ def _poll_folder(
     for fetched in mailbox.fetch(wanted, batch_size=batch_size):
         batch.append(fetched)
         if len(batch) >= batch_size:
-            _archive_batch(app, mailbox, state.uidvalidity, batch, report)
+            _archive_batch(app, mailbox, state.uidvalidity, batch, report, old_through=old_through)
             done += len(batch)
             batch = []
             _renew_or_stop(renew)
             if progress:
                 progress(done, len(wanted))
     if batch:
-        _archive_batch(app, mailbox, state.uidvalidity, batch, report)
+        _archive_batch(app, mailbox, state.uidvalidity, batch, report, old_through=old_through)
         done += len(batch)
         if progress:
             progress(done, len(wanted))
     _advance_cursor(app, mailbox, max(item.uid for item in listing))
+
+
+def _record_first_poll(
+    app: App, mailbox: Mailbox, listing: Sequence[RemoteMessage], report: PollReport
+) -> int:
+    """The folder's first poll: remember what was already there (no automatic replies to it,
+    unless `campaign.starts` or `campaign.reply_to_old_mail` say otherwise); the highest UID.
+
+    Committed before anything is archived, so a first poll cut short still knows, on the
+    next poll, which messages were old.
+    """
+    through = max((item.uid for item in listing), default=0)
+    with Session(app.engine) as session:
+        cursor = _cursor(session, mailbox)
+        cursor.first_poll_at = app.clock()
+        cursor.first_listing_uid = through
+        session.add(cursor)
+        session.commit()
+    campaign = app.settings.campaign
+    if listing and campaign.starts is None and not campaign.reply_to_old_mail:
+        report.old_mail = len(listing)
+        logger.warning(
+            "first poll of %s/%s: found %d messages already in the mailbox; they are recorded "
+            "and processed but get no automatic reply (set campaign.starts or "
+            "campaign.reply_to_old_mail = true to reply to them)",
+            mailbox.account,
+            mailbox.folder,
+            len(listing),
+        )
+    return through
 
 
 def _advance_cursor(app: App, mailbox: Mailbox, uid: int) -> None:
@@ -257,8 +321,14 @@ def _archive_batch(
     uidvalidity: int,
     batch: Sequence[FetchedMessage],
     report: PollReport,
+    *,
+    old_through: int = 0,
 ) -> None:
-    """Archive a batch durably, then commit its ledger rows and the cursor in one transaction."""
+    """Archive a batch durably, then commit its ledger rows and the cursor in one transaction.
+
+    Messages listed by the folder's first poll (UID up to `old_through`) are marked
+    `before_first_poll`.
+    """
     now = app.clock()
     digests = app.archive.put_many([fetched.raw for fetched in batch])
     with Session(app.engine) as session:
@@ -303,6 +373,7 @@ def _archive_batch(
                     "archived_at": now,
                     "after_done": app.settings.mailbox.after == "none",
                     **LEDGER_ROW_DEFAULTS,
+                    "before_first_poll": fetched.uid <= old_through,
                 }
             )
             seen.add(digest)

@@ -24,6 +24,7 @@ from parsers.normalize import (
     normalize_applicant,
     normalize_ref,
     normalize_title,
+    title_core,
     units_match,
 )
 
@@ -63,6 +64,9 @@ class Thresholds:
     """A name match needs a combined score at least this high."""
     margin: float = 6.0
     """...and must lead the runner-up by at least this much, else the row is ambiguous."""
+    shortened: float = 96.0
+    """Title score when the form's title is the submission's with a leading 基于…的 / 面向…的
+    or a trailing 平台 / 系统 / 解决方案 / （试点） / （一期） dropped."""
     plausible: float = 72.0
     """Candidates scoring at least this are listed; a row with one is ambiguous, not none."""
     title_floor: float = 85.0
@@ -114,6 +118,7 @@ class _Record:
     title_key: str
     applicant_key: str
     applicant_core: str
+    title_core: str
 
 
 @dataclass(frozen=True)
@@ -123,13 +128,16 @@ class _RowKeys:
     title: str
     applicant: str
     applicant_core: str
+    title_core: str
 
     @classmethod
     def of(cls, row: RowToMatch) -> _RowKeys:
+        title = normalize_title(row.title)
         return cls(
-            normalize_title(row.title),
+            title,
             normalize_applicant(row.applicant),
             applicant_core(row.applicant),
+            title_core(title),
         )
 
 
@@ -144,6 +152,7 @@ class _Scored:
     eligible: bool  # title and applicant each pass their floor
     evidence: tuple[str, ...]
     warnings: tuple[Problem, ...] = field(default=())
+    own_unit: bool = False  # the submission names the form's unit as its recommender
 
 
 def _character_pairs(key: str) -> set[str]:
@@ -185,8 +194,9 @@ def _similarity(first: str, second: str, *, unexplained_cost: float) -> tuple[fl
     return max(0.0, score), unexplained == 0
 
 
-def _title_score(form_key: str, record_key: str) -> tuple[float, str]:
+def _title_score(keys: _RowKeys, record: _Record, thresholds: Thresholds) -> tuple[float, str]:
     """Title similarity with its evidence string."""
+    form_key, record_key = keys.title, record.title_key
     if not form_key:
         return 0.0, "no title on the form"
     score, contained = _similarity(form_key, record_key, unexplained_cost=10.0)
@@ -195,9 +205,23 @@ def _title_score(form_key: str, record_key: str) -> tuple[float, str]:
     if _qualifiers_conflict(form_key, record_key):
         score = min(score, 70.0)
         return score, f"title {score:.0f} (phase or number differs)"
+    if _shortened(keys, record):
+        score = max(score, thresholds.shortened)
+        return score, f"title {score:.0f} (one title is the other shortened)"
     if contained:
         return score, f"title {score:.0f} (one title contains the other)"
     return score, f"title {score:.0f}"
+
+
+def _shortened(keys: _RowKeys, record: _Record) -> bool:
+    """Whether the form's title is the submission's with only droppable words (基于…的,
+    平台…) left out. Only the unit's shortening counts: a form title longer than the
+    submission's says something the submission does not."""
+    return (
+        keys.title_core == record.title_core
+        and len(keys.title) < len(record.title_key)
+        and keys.title in record.title_key
+    )
 
 
 def _applicant_score(form_key: str, form_core: str, record: _Record) -> tuple[float, str]:
@@ -231,10 +255,13 @@ class SubmissionIndex:
                 title_key=normalize_title(candidate.title),
                 applicant_key=normalize_applicant(candidate.applicant),
                 applicant_core=applicant_core(candidate.applicant),
+                title_core=title_core(normalize_title(candidate.title)),
             )
             self._records.append(record)
             self._by_ref.setdefault(normalize_ref(candidate.ref), position)
             self._by_title.setdefault(record.title_key, []).append(position)
+            if record.title_core != record.title_key:
+                self._by_title.setdefault(record.title_core, []).append(position)
             for key in {record.applicant_key, record.applicant_core}:
                 self._by_applicant.setdefault(key, []).append(position)
         self._title_keys = [record.title_key for record in self._records]
@@ -260,20 +287,35 @@ class SubmissionIndex:
         `taken` maps refs that other rows of this form already hold (staff decisions) to
         those rows' numbers; they always keep them. Two rows never claim one submission: the
         loser becomes ambiguous with a warning, it does not silently move to its runner-up.
+
+        The form is decided as an assignment: a row left ambiguous only by a rival that
+        another row of the form clearly holds is matched after all (see `_assign`).
         """
-        decisions = [self._match_row(row, unit=unit, thresholds=thresholds) for row in rows]
+        ranked: list[list[_Scored]] = []
+        decisions = [
+            self._match_row(row, unit=unit, thresholds=thresholds, ranked=ranked) for row in rows
+        ]
         held = {normalize_ref(ref): holder for ref, holder in (taken or {}).items()}
+        decisions = _assign(decisions, ranked, held, thresholds)
         return _resolve_claims(decisions, held)
 
     # --- one row ---------------------------------------------------------------------
 
-    def _match_row(self, row: RowToMatch, *, unit: str | None, thresholds: Thresholds) -> RowMatch:
+    def _match_row(
+        self,
+        row: RowToMatch,
+        *,
+        unit: str | None,
+        thresholds: Thresholds,
+        ranked: list[list[_Scored]],
+    ) -> RowMatch:
+        """Decide one row on its own; its scored candidates are appended to `ranked`."""
         ref_key = normalize_ref(row.ref) if row.ref else ""
         if not ref_key:
-            return self._match_by_name(row, unit=unit, thresholds=thresholds)
+            return self._match_by_name(row, unit=unit, thresholds=thresholds, ranked=ranked)
         position = self._by_ref.get(ref_key)
         if position is None:
-            by_name = self._match_by_name(row, unit=unit, thresholds=thresholds)
+            by_name = self._match_by_name(row, unit=unit, thresholds=thresholds, ranked=ranked)
             return replace(
                 by_name,
                 evidence=(f"ref {ref_key} not found", *by_name.evidence),
@@ -282,6 +324,7 @@ class SubmissionIndex:
                     *by_name.warnings,
                 ),
             )
+        ranked.append([])
         return self._match_by_ref(row, position, unit=unit, thresholds=thresholds)
 
     def _match_by_ref(
@@ -341,17 +384,22 @@ class SubmissionIndex:
             warnings=(*warnings, *scored.warnings),
         )
 
-    def _shortlist(self, keys: _RowKeys, limit: int) -> set[int]:
-        """Submissions worth scoring: same title or applicant, and the closest titles.
-
-        Closest titles are found as in set-similarity joins with prefix filtering: any title
-        sharing at least half of the row's character pairs holds one of the rarer half, so
-        only those postings are counted; the best counted are ranked by edit similarity.
-        Scanning every title for every row would dominate the time of a large export.
-        """
+    def _exact_hits(self, keys: _RowKeys) -> set[int]:
+        """Submissions with the row's title (or its shortened core) or its applicant."""
         positions: set[int] = set(self._by_title.get(keys.title, ()))
+        positions.update(self._by_title.get(keys.title_core, ()))
         positions.update(self._by_applicant.get(keys.applicant, ()))
         positions.update(self._by_applicant.get(keys.applicant_core, ()))
+        return positions
+
+    def _closest_titles(self, keys: _RowKeys, limit: int) -> set[int]:
+        """The submissions with the closest titles.
+
+        Found as in set-similarity joins with prefix filtering: any title sharing at least
+        half of the row's character pairs holds one of the rarer half, so only those postings
+        are counted; the best counted are ranked by edit similarity. Scanning every title for
+        every row would dominate the time of a large export.
+        """
         postings = sorted(
             (self._by_pair[pair] for pair in _character_pairs(keys.title) if pair in self._by_pair),
             key=len,
@@ -366,21 +414,36 @@ class SubmissionIndex:
         closest = process.extract(
             keys.title, preselected, scorer=fuzz.ratio, processor=None, limit=limit, score_cutoff=50
         )
-        positions.update(position for _, _, position in closest)
-        return positions
+        return {position for _, _, position in closest}
 
     def _match_by_name(
-        self, row: RowToMatch, *, unit: str | None, thresholds: Thresholds
+        self,
+        row: RowToMatch,
+        *,
+        unit: str | None,
+        thresholds: Thresholds,
+        ranked: list[list[_Scored]] | None = None,
     ) -> RowMatch:
         keys = _RowKeys.of(row)
-        positions = self._shortlist(keys, thresholds.shortlist)
-        scored = sorted(
-            (
-                self._score(keys, self._records[position], unit=unit, thresholds=thresholds)
-                for position in positions
-            ),
-            key=lambda item: (-item.score, item.ref),
-        )
+        positions = self._exact_hits(keys)
+        found = [
+            self._score(keys, self._records[position], unit=unit, thresholds=thresholds)
+            for position in positions
+        ]
+        # With the title (or its shortened core) and the applicant both found as written,
+        # every rival that could matter is among the hits already: another case of this
+        # applicant (same applicant key) or the same title (same title or core key). The
+        # fuzzy search is for the other rows.
+        if not any(
+            item.title >= thresholds.shortened and item.applicant == 100.0 for item in found
+        ):
+            for position in self._closest_titles(keys, thresholds.shortlist) - positions:
+                found.append(
+                    self._score(keys, self._records[position], unit=unit, thresholds=thresholds)
+                )
+        scored = sorted(found, key=lambda item: (-item.score, item.ref))
+        if ranked is not None:
+            ranked.append(scored)
         listed = tuple(
             (item.ref, _display(item.score))
             for item in scored[: thresholds.listed]
@@ -404,15 +467,7 @@ class SubmissionIndex:
         )
         # A runner-up within the margin blocks the match unless its own title is clearly
         # worse: an exact title is not made doubtful by another case of the same applicant.
-        rival = next(
-            (
-                item
-                for item in scored[1:]
-                if best_item.score - item.score < thresholds.margin
-                and best_item.title - item.title < 2 * thresholds.margin
-            ),
-            None,
-        )
+        rival = next((item for item in scored[1:] if _rivals(best_item, item, thresholds)), None)
         if best_item.score >= thresholds.accept and best_item.eligible and rival is None:
             return RowMatch(
                 row=row.row,
@@ -451,7 +506,7 @@ class SubmissionIndex:
         self, keys: _RowKeys, record: _Record, *, unit: str | None, thresholds: Thresholds
     ) -> _Scored:
         """Combine title and applicant similarity and the submission's own recommender."""
-        title, title_evidence = _title_score(keys.title, record.title_key)
+        title, title_evidence = _title_score(keys, record, thresholds)
         if keys.applicant:
             applicant, applicant_evidence = _applicant_score(
                 keys.applicant, keys.applicant_core, record
@@ -469,11 +524,13 @@ class SubmissionIndex:
         evidence = [title_evidence, applicant_evidence]
         warnings: list[Problem] = []
         candidate = record.candidate
+        own_unit = False
         if candidate.route == "voluntary":
             combined += thresholds.voluntary_boost
             evidence.append("voluntary submission")
         elif unit and candidate.recommender:
             if self._same_unit(unit, candidate.recommender):
+                own_unit = True
                 combined += thresholds.recommender_boost
                 evidence.append("recommender matches unit")
             else:
@@ -493,6 +550,7 @@ class SubmissionIndex:
             eligible=eligible,
             evidence=tuple(evidence),
             warnings=tuple(warnings),
+            own_unit=own_unit,
         )
 
     def _same_unit(self, unit: str, recommender: str) -> bool:
@@ -500,6 +558,109 @@ class SubmissionIndex:
         if key not in self._unit_cache:
             self._unit_cache[key] = units_match(unit, recommender)
         return self._unit_cache[key]
+
+
+def _rivals(best: _Scored, other: _Scored, thresholds: Thresholds) -> bool:
+    """Whether `other` is too close to `best` for `best` to be taken.
+
+    A runner-up within the margin blocks the match unless its own title is clearly worse:
+    an exact title is not made doubtful by another case of the same applicant."""
+    return (
+        best.score - other.score < thresholds.margin
+        and best.title - other.title < 2 * thresholds.margin
+    )
+
+
+def _assign(
+    decisions: list[RowMatch],
+    ranked: Sequence[Sequence[_Scored]],
+    held: Mapping[str, int],
+    thresholds: Thresholds,
+) -> list[RowMatch]:
+    """Decide the form's rows as an assignment, the unit's own submissions first.
+
+    A row left ambiguous is matched to its best candidate not held by another row of the
+    form when: that candidate is acceptable and leads every other free candidate by the
+    margin; no candidate held by another row scores higher for it (its best is someone
+    else's: it never moves to a runner-up); and no other undecided row of the form comes
+    within the margin of it for that candidate (it is the candidate's best row). A real
+    rival, one no other row explains, keeps the row ambiguous.
+    """
+    holders: dict[str, int] = dict(held)
+    for decision in decisions:
+        if decision.submission_ref is not None:
+            holders.setdefault(normalize_ref(decision.submission_ref), decision.row)
+    scores_by_ref: dict[str, list[tuple[int, float]]] = {}
+    for position, scored in enumerate(ranked):
+        for item in scored:
+            scores_by_ref.setdefault(item.ref, []).append((position, item.score))
+    resolved = list(decisions)
+    for own_unit_only in (True, False):
+        progress = True
+        while progress:
+            progress = False
+            for position, decision in enumerate(resolved):
+                if decision.method != "ambiguous" or not ranked[position]:
+                    continue
+                pick = _assignable(
+                    position,
+                    ranked[position],
+                    holders=holders,
+                    scores_by_ref=scores_by_ref,
+                    decisions=resolved,
+                    thresholds=thresholds,
+                    own_unit_only=own_unit_only,
+                )
+                if pick is None:
+                    continue
+                explained = [
+                    f"{item.ref} is row {holders[normalize_ref(item.ref)]}'s"
+                    for item in ranked[position]
+                    if normalize_ref(item.ref) in holders and _rivals(pick, item, thresholds)
+                ]
+                resolved[position] = RowMatch(
+                    row=decision.row,
+                    method="name",
+                    submission_ref=pick.ref,
+                    score=_display(pick.score),
+                    candidates=decision.candidates,
+                    evidence=(*pick.evidence, *explained, "decided with the form's other rows"),
+                    warnings=pick.warnings,
+                )
+                holders[normalize_ref(pick.ref)] = decision.row
+                progress = True
+    return resolved
+
+
+def _assignable(
+    position: int,
+    scored: Sequence[_Scored],
+    *,
+    holders: Mapping[str, int],
+    scores_by_ref: Mapping[str, Sequence[tuple[int, float]]],
+    decisions: Sequence[RowMatch],
+    thresholds: Thresholds,
+    own_unit_only: bool,
+) -> _Scored | None:
+    """The candidate row `position` takes in the assignment, or None (see `_assign`)."""
+    free = [item for item in scored if normalize_ref(item.ref) not in holders]
+    if not free:
+        return None
+    best = free[0]
+    if own_unit_only and not best.own_unit:
+        return None
+    if best.score < thresholds.accept or not best.eligible:
+        return None
+    if any(item.score > best.score for item in scored if normalize_ref(item.ref) in holders):
+        return None
+    if any(_rivals(best, item, thresholds) for item in free[1:]):
+        return None
+    for other, score in scores_by_ref.get(best.ref, ()):
+        if other == position or decisions[other].submission_ref is not None:
+            continue
+        if score > best.score - thresholds.margin:
+            return None
+    return best
 
 
 def _resolve_claims(decisions: list[RowMatch], held: Mapping[str, int]) -> list[RowMatch]:

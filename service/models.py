@@ -59,6 +59,8 @@ class PollCursor(SQLModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_column=utc_column())
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     failing_since: datetime | None = Field(default=None, sa_column=utc_column())
+    first_poll_at: datetime | None = Field(default=None, sa_column=utc_column())
+    first_listing_uid: int = Field(default=0, sa_type=sa.BigInteger)  # highest UID then listed
 
 
 class Lease(SQLModel, table=True):
@@ -103,6 +105,13 @@ class Message(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
     processed_at: datetime | None = Field(default=None, sa_column=utc_column())
     after_done: bool = False
+    before_first_poll: bool = False  # already in the mailbox when it was first read
+    # a transient failure (database, disk, lock) while processing: retried, never permanent
+    fault: str | None = Field(default=None, max_length=20)  # database | storage | lock
+    fault_error: str | None = Field(default=None, sa_type=sa.Text)
+    fault_since: datetime | None = Field(default=None, sa_column=utc_column())
+    retries: int = 0
+    retry_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 
 class Attachment(SQLModel, table=True):
@@ -242,6 +251,7 @@ class Outbox(SQLModel, table=True):
     submission_ref: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=utc_column())
+    unconfirmed_at: datetime | None = Field(default=None, sa_column=utc_column())  # reply lost
 
 
 class Suppression(SQLModel, table=True):

@@ -5,11 +5,18 @@ replay, reprocess or restart queues it twice. Delivery claims one row at a time 
 SKIP LOCKED` on PostgreSQL, held while the mail is handed over, so two instances never send
 the same row), sends it, and marks it sent right after the server's 250.
 
-Exactly once, with one window: if the process dies (or the database is lost) after the SMTP
-server accepted a mail and before "sent" is committed, the row is still pending and the
-next delivery sends it again. SMTP offers no way to ask a server "did you take this?", so
-that window cannot be closed; it is at most one message per crash (one row is in flight at
-a time), and the duplicate carries the same Message-ID, so most mail clients show it once.
+Rows are claimed by next attempt time, so a row waiting out its back-off never holds up
+the rows behind it, and one run goes on past a row that failed.
+
+Exactly once, with two windows. SMTP offers no way to ask a server "did you take this?":
+- if the process dies (or the database is lost) after the SMTP server accepted a mail and
+  before "sent" is committed, the row is still pending and the next delivery sends it again
+  (at most one message per crash: one row is in flight at a time);
+- if the connection drops or times out after the message was sent, before the server's
+  reply, the mail is `unconfirmed`: that counts as an attempt, and it is sent once more after
+  `smtp.resend_unconfirmed_after`; when that send is not confirmed either, it is `failed`
+  for a person to check. So a mail reaches the server at most twice.
+A duplicate carries the same Message-ID, so most mail clients show it once.
 """
 
 from __future__ import annotations
@@ -167,8 +174,21 @@ def queue_mail(
 def _replies_allowed(app: App, message: Message) -> bool:
     if message.no_reply or message.kind in NO_REPLY_KINDS or message.kind not in RECEIPT_KINDS:
         return False
-    start = app.settings.campaign.starts
-    return app.settings.campaign.reply_to_old_mail or start is None or message.received_at >= start
+    return replies_to_old_mail_allowed(app, message)
+
+
+def replies_to_old_mail_allowed(app: App, message: Message) -> bool:
+    """Whether `message` may get automatic replies, judged by when it came.
+
+    `campaign.reply_to_old_mail` allows all; else `campaign.starts`, when set, decides; else
+    mail that was already in the mailbox at its first poll gets none.
+    """
+    campaign = app.settings.campaign
+    if campaign.reply_to_old_mail:
+        return True
+    if campaign.starts is not None:
+        return message.received_at >= campaign.starts
+    return not message.before_first_poll
 
 
 def _receipts_today(session: Session, address: str, now: datetime) -> tuple[int, bool]:
@@ -418,11 +438,15 @@ class DeliveryReport:
         return self.sent + self.retried + self.failed + self.suppressed
 
 
+SENDABLE = ("pending", "unconfirmed")
+"""Statuses a delivery run may send: new or retried mail, and unconfirmed mail's one resend."""
+
+
 def _claim_next(session: Session, app: App, now: datetime, skip: set[int]) -> Outbox | None:
     query = (
         select(Outbox)
-        .where(col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= now)
-        .order_by(col(Outbox.id))
+        .where(col(Outbox.status).in_(SENDABLE), col(Outbox.next_attempt_at) <= now)
+        .order_by(col(Outbox.next_attempt_at), col(Outbox.id))
         .limit(1)
     )
     if skip:
@@ -467,14 +491,15 @@ def _is_connection_failure(exc: DeliveryError) -> bool:
 def deliver(app: App, *, limit: int | None = None) -> DeliveryReport:
     """Send what the outbox holds over one connection, one claimed row at a time.
 
-    A 4xx reply retries that mail later with back-off, a 5xx fails it for good; a lost
-    server stops the run (the row waits with back-off, the rest stay queued untouched).
+    A 4xx reply retries that mail later with back-off, a 5xx fails it for good; a mail the
+    server did not confirm is resent once, later; a lost server stops the run (the row waits
+    with back-off, the rest stay queued untouched).
     """
     report = DeliveryReport()
     with Session(app.engine) as probe:
         waiting = probe.exec(
             select(Outbox.id).where(
-                col(Outbox.status) == "pending", col(Outbox.next_attempt_at) <= app.clock()
+                col(Outbox.status).in_(SENDABLE), col(Outbox.next_attempt_at) <= app.clock()
             )
         ).first()
     if waiting is None:
@@ -537,8 +562,11 @@ def _deliver_next(app: App, sender: Sender, skip: set[int], report: DeliveryRepo
             )
             sender.send(message, [*row.recipients, *cc])
         except DeliveryError as exc:
-            go_on = not _is_connection_failure(exc)
-            _record_failure(app, row, exc, now, report, count_attempt=go_on)
+            if exc.unconfirmed:
+                _record_unconfirmed(app, row, exc, now, report)
+            else:
+                go_on = not _is_connection_failure(exc)
+                _record_failure(app, row, exc, now, report, count_attempt=go_on)
         except IntakeError as exc:  # e.g. a missing attachment in the archive
             _record_failure(app, row, DeliveryError(str(exc), permanent=True), now, report)
         else:
@@ -580,3 +608,38 @@ def _record_failure(
     backoff = app.settings.smtp.retry_base * (2 ** max(row.attempts - 1, 0))
     row.next_attempt_at = now + min(backoff, MAX_BACKOFF)
     report.retried += 1
+
+
+def _record_unconfirmed(
+    app: App, row: Outbox, exc: DeliveryError, now: datetime, report: DeliveryReport
+) -> None:
+    """The server may have the mail: count the attempt; resend once, later; then stop.
+
+    The run goes on with the next row (on a new connection): the lost reply says nothing
+    about the other mail.
+    """
+    row.attempts += 1
+    row.last_error = str(exc)[:2000]
+    recipients = ", ".join(row.recipients)
+    report.errors.append(f"{recipients}: {exc}")
+    if row.status == "unconfirmed":
+        row.status = "failed"
+        report.failed += 1
+        logger.warning(
+            "mail %s to %s not confirmed twice: failed, not sent again (a person checks "
+            "whether it arrived)",
+            row.mail_message_id,
+            recipients,
+        )
+        return
+    row.status = "unconfirmed"
+    row.unconfirmed_at = now
+    row.next_attempt_at = now + app.settings.smtp.resend_unconfirmed_after
+    report.retried += 1
+    logger.warning(
+        "mail %s to %s not confirmed by the server (%s); sent once more at %s",
+        row.mail_message_id,
+        recipients,
+        exc,
+        row.next_attempt_at.isoformat(),
+    )

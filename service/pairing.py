@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from parsers.model import CaseRow as FormCaseRow
 from parsers.model import PdfForm, Problem, WordForm
 from parsers.normalize import normalize_unit, units_match
 from service.bootstrap import App
@@ -30,6 +31,8 @@ from service.register import UNIT_UNREAD
 PDF_ACCEPT = 0.6
 PDF_MARGIN = 0.15
 SENDERS_ONLY_PDF = "the only waiting PDF of the sender, who has only this form waiting"
+PDF_ONLY = "pdf_only"
+"""`pdf_method` of a recommendation recorded from its sealed PDF alone (no Word form yet)."""
 
 
 @dataclass
@@ -131,6 +134,8 @@ def place_forms(
             continue
         recommendation = _place_lone_pdf(session, message, pdf)
         if recommendation is None:
+            recommendation = _record_pdf_only(app, session, message, pdf)
+        if recommendation is None:
             placement.problems.append(
                 Problem("pdf_waiting_for_word", {"file": pdf.attachment.filename})
             )
@@ -138,6 +143,69 @@ def place_forms(
         if recommendation not in placement.touched:
             placement.touched.append(recommendation)
     return placement
+
+
+def _record_pdf_only(
+    app: App, session: Session, message: Message, pdf: PdfInput
+) -> Recommendation | None:
+    """Record a unit's recommendation from its sealed PDF alone, awaiting the Word version.
+
+    Only a PDF whose text layer reads as a whole form (the unit and its case table) counts,
+    and only while the unit has no current recommendation with a Word form: then the PDF's
+    rows are matched as the Word's would be. The Word form, when it comes, supersedes this
+    version and takes the PDF as its own (see `_record_form`).
+    """
+    form = pdf.form
+    if form is None or not form.reads_as_form or form.unit is None:
+        return None
+    unit = form.unit.strip()
+    unit_key = normalize_unit(unit) or unit
+    current = _current_for(session, unit_key, unit)
+    if current is not None and current.word_attachment_id is not None:
+        return None
+    version = 1
+    if current is not None:
+        unit_key, version = current.unit_key, current.version + 1
+        current.current = False
+        session.add(current)
+    recommendation = Recommendation(
+        unit=unit,
+        unit_key=unit_key,
+        version=version,
+        current=True,
+        sender=message.sender,
+        late=message.late,
+        created_at=app.clock(),
+    )
+    session.add(recommendation)
+    session.flush()
+    _add_rows(session, recommendation, form.cases)
+    _join(
+        session,
+        recommendation,
+        pdf.attachment,
+        method=PDF_ONLY,
+        score=1.0,
+        evidence=["the sealed PDF's own text names the unit and lists its cases"],
+    )
+    return recommendation
+
+
+def _add_rows(
+    session: Session, recommendation: Recommendation, cases: Sequence[FormCaseRow]
+) -> None:
+    for case in cases:
+        session.add(
+            CaseRow(
+                recommendation_id=recommendation.id or 0,
+                row=case.row,
+                title=case.title,
+                applicant=case.applicant,
+                category=case.category,
+                ref_on_form=case.ref,
+                note=case.note,
+            )
+        )
 
 
 def _record_form(
@@ -191,19 +259,25 @@ def _record_form(
     )
     session.add(recommendation)
     session.flush()
-    for case in form.cases:
-        session.add(
-            CaseRow(
-                recommendation_id=recommendation.id or 0,
-                row=case.row,
-                title=case.title,
-                applicant=case.applicant,
-                category=case.category,
-                ref_on_form=case.ref,
-                note=case.note,
-            )
-        )
+    _add_rows(session, recommendation, form.cases)
     _attach_best_pdf(session, message, recommendation, item)
+    if (
+        recommendation.pdf_attachment_id is None
+        and current is not None
+        and current.word_attachment_id is None
+        and current.pdf_attachment_id is not None
+        and units_match(current.unit, unit)
+    ):
+        pdf = session.get(Attachment, current.pdf_attachment_id)
+        if pdf is not None:
+            _join(
+                session,
+                recommendation,
+                pdf,
+                method="evidence",
+                score=1.0,
+                evidence=["the unit's sealed PDF, recorded before its Word form came"],
+            )
     return recommendation
 
 

@@ -1,8 +1,11 @@
 """Everything after the ledger: parse an archived message, record it, pair, match, queue mail.
 
-Each message is processed in its own transaction. A failure marks that message
-`needs_attention` with the reason and the next one goes on. Because every step reads only
-the archive and the database, `intake reprocess` can run it all again.
+Each message is processed in its own transaction. A failure of the input itself (it cannot
+be parsed) marks that message `needs_attention` with the reason and the next one goes on. A
+transient failure (database lost, disk full, lock timeout: see `service.faults`) leaves the
+message `pending` with its retry count and next try time; later polls try it again with
+bounded back-off, and it is reported as an outage meanwhile, never made permanent. Because
+every step reads only the archive and the database, `intake reprocess` can run it all again.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from config.errors import IntakeError, ParseError
+from parsers.classify import ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY
 from parsers.mail import parse_message
 from parsers.model import ParsedMessage, PdfForm, Problem, WordForm
 from parsers.pdf_form import read_pdf_form
 from parsers.word_form import read_word_form
 from service.bootstrap import App
+from service.faults import RETRY_BOUND, next_try, one_line, transient_fault
 from service.models import Attachment, CaseRow, Message, Recommendation
 from service.outbox import queue_unit_receipt, suppress_bounced
 from service.pairing import FormInput, PdfInput, place_forms
@@ -27,41 +32,62 @@ from service.reconcile import reconcile
 
 logger = logging.getLogger(__name__)
 
+REPLY_REASON_CODES = frozenset({ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY})
 PDF_TEXT_KEPT = 20_000
 """Characters of a PDF's text layer kept for pairing evidence."""
 
 
 @dataclass
 class ProcessCounts:
-    """How many pending messages ended processed and how many need a person."""
+    """How many pending messages ended processed, how many need a person, and whether the
+    run stopped at a message that waits for a transient fault to pass (`deferred`)."""
 
     processed: int = 0
     needs_attention: int = 0
+    deferred: int = 0
+
+    @property
+    def settled(self) -> int:
+        """Messages this run brought to their outcome."""
+        return self.processed + self.needs_attention
 
 
 def process_pending(app: App, *, limit: int | None = None) -> ProcessCounts:
-    """Process every archived message not yet processed, oldest arrival first."""
+    """Process the archived messages not yet processed, oldest arrival first, in order.
+
+    Order matters (a unit's later form supersedes its earlier one), so the run stops at the
+    first message that fails transiently, and waits while the oldest pending message waits
+    out its back-off (`retry_at`): the next run goes on from there, as an uninterrupted
+    run would have.
+    """
     counts = ProcessCounts()
+    now = app.clock()
     with Session(app.engine) as session:
         pending = session.exec(
-            select(col(Message.id), col(Message.sha256))
+            select(col(Message.id), col(Message.sha256), col(Message.retry_at))
             .where(col(Message.status) == "pending")
             .order_by(col(Message.received_at), col(Message.id))
+            .limit(limit)
         ).all()
-    for position, (message_pk, sha256) in enumerate(pending):
-        if limit is not None and position >= limit:
-            break
+    for message_pk, sha256, retry_at in pending:
         assert message_pk is not None
+        if retry_at is not None and retry_at > now:
+            counts.deferred += 1
+            logger.info("message %s waits for its next try at %s", message_pk, retry_at)
+            break
         status = process_message(app, message_pk, sha256=sha256)
         if status == "needs_attention":
             counts.needs_attention += 1
         elif status == "processed":
             counts.processed += 1
+        elif status == "pending":
+            counts.deferred += 1
+            break
     return counts
 
 
 def process_message(app: App, message_pk: int, *, sha256: str | None = None) -> str:
-    """Process one archived message; returns its final status.
+    """Process one archived message; returns its status (`pending` after a transient fault).
 
     `sha256` saves a query when the caller already read it from the ledger.
     """
@@ -69,10 +95,14 @@ def process_message(app: App, message_pk: int, *, sha256: str | None = None) -> 
         raw = app.archive.get(sha256 or _sha_of(app, message_pk))
         parsed = parse_message(raw)
         del raw  # the parsed message holds what is kept: a 50 MB message is not held twice
-    except (ParseError, IntakeError) as exc:
-        code = getattr(exc, "code", None) or "message_unreadable"
-        return _mark_unreadable(app, message_pk, Problem(code, {"detail": str(exc)}))
-    except Exception as exc:  # a parser bug must not stop the batch: record it for staff
+    except Exception as exc:
+        fault = transient_fault(exc)
+        if fault is not None:
+            return _defer(app, message_pk, fault, exc)
+        if isinstance(exc, ParseError | IntakeError):
+            code = getattr(exc, "code", None) or "message_unreadable"
+            return _mark_unreadable(app, message_pk, Problem(code, {"detail": str(exc)}))
+        # a parser bug must not stop the batch: record it for staff
         logger.error("unexpected error parsing message %s:\n%s", message_pk, traceback.format_exc())
         return _mark_unreadable(
             app, message_pk, Problem("internal_error", {"detail": f"while parsing: {exc!r}"})
@@ -92,8 +122,55 @@ def process_message(app: App, message_pk: int, *, sha256: str | None = None) -> 
         )
         return status
     except Exception as exc:
+        fault = transient_fault(exc)
+        if fault is not None:
+            return _defer(app, message_pk, fault, exc)
         logger.error("error recording message %s:\n%s", message_pk, traceback.format_exc())
         return _mark_unreadable(app, message_pk, Problem("record_failed", {"detail": str(exc)}))
+
+
+def _defer(app: App, message_pk: int, fault: str, exc: BaseException) -> str:
+    """Leave the message pending after a transient fault: count the try, set the next one.
+
+    If even that cannot be written (the database is still away), the message simply stays
+    pending as it was and the next poll tries it again.
+    """
+    reason = one_line(exc)
+    now = app.clock()
+    try:
+        with Session(app.engine) as session:
+            message = session.get(Message, message_pk)
+            if message is None or message.status != "pending":
+                return message.status if message is not None else "pending"
+            message.retries += 1
+            message.fault = fault
+            message.fault_error = reason
+            message.fault_since = message.fault_since or now
+            message.retry_at = next_try(now, message.retries)
+            session.add(message)
+            session.commit()
+            retries, retry_at = message.retries, message.retry_at
+    except Exception as again:  # any failure here leaves it pending, as wanted
+        logger.warning(
+            "message %s: %s fault (%s); could not record the retry either (%s); "
+            "it stays pending for the next poll",
+            message_pk,
+            fault,
+            reason,
+            one_line(again),
+        )
+        return "pending"
+    lasting = " (a lasting outage)" if retries >= RETRY_BOUND else ""
+    logger.warning(
+        "message %s: %s fault (%s); left pending, try %d failed, next try at %s%s",
+        message_pk,
+        fault,
+        reason,
+        retries,
+        retry_at.isoformat() if retry_at else "the next poll",
+        lasting,
+    )
+    return "pending"
 
 
 def _sha_of(app: App, message_pk: int) -> str:
@@ -104,6 +181,16 @@ def _sha_of(app: App, message_pk: int) -> str:
 
 
 def _mark_unreadable(app: App, message_pk: int, reason: Problem) -> str:
+    try:
+        return _write_unreadable(app, message_pk, reason)
+    except Exception as exc:
+        fault = transient_fault(exc)
+        if fault is None:
+            raise
+        return _defer(app, message_pk, fault, exc)
+
+
+def _write_unreadable(app: App, message_pk: int, reason: Problem) -> str:
     with Session(app.engine) as session:
         message = session.get(Message, message_pk)
         assert message is not None
@@ -132,7 +219,13 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     message.message_id = parsed.message_id or message.message_id
     problems = [problem.as_json() for problem in parsed.problems]
     needs_person = False
-    details: dict[str, object] = {}
+    details: dict[str, object] = {
+        "automated": parsed.automated,
+        "needs_reply": parsed.needs_reply,
+        "reply_reasons": [
+            problem.code for problem in parsed.problems if problem.code in REPLY_REASON_CODES
+        ],
+    }
     if parsed.bounce is not None:
         details["bounce"] = {
             "failed_recipients": list(parsed.bounce.failed_recipients),
@@ -206,6 +299,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     message.details = details
     message.status = "needs_attention" if needs_person else "processed"
     message.processed_at = app.clock()
+    message.fault = message.fault_error = message.fault_since = message.retry_at = None
     session.add(message)
     queue_unit_receipt(app, session, message, placement.touched, attachments=rows)
     if parsed.bounce is not None:
@@ -260,7 +354,7 @@ def rebuild_all(app: App) -> ProcessCounts:
         session.execute(
             sa.update(Message)
             .where(col(Message.downloaded) == sa.true())
-            .values(status="pending", problems=[], details={})
+            .values(status="pending", problems=[], details={}, retry_at=None)
         )
         session.commit()
     return process_pending(app)

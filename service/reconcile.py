@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from service.bootstrap import App
 from service.matching import Candidate, RowToMatch, SubmissionIndex, Thresholds
 from service.models import Attachment, CaseRow, ManualDecision, Message, Recommendation, Submission
-from service.outbox import queue_applicant_receipts
+from service.outbox import queue_applicant_receipts, replies_to_old_mail_allowed
 
 _INDEX_CACHE: dict[str, tuple[tuple[object, ...], SubmissionIndex]] = {}
 
@@ -98,12 +98,13 @@ def reconcile(
 
 
 def _replies_allowed(app: App, session: Session, recommendation: Recommendation) -> bool:
-    start = app.settings.campaign.starts
-    if start is None or app.settings.campaign.reply_to_old_mail:
+    campaign = app.settings.campaign
+    if campaign.reply_to_old_mail:
         return True
-    word = session.get(Attachment, recommendation.word_attachment_id)
+    form_id = recommendation.word_attachment_id or recommendation.pdf_attachment_id
+    word = session.get(Attachment, form_id) if form_id is not None else None
     message = session.get(Message, word.message_pk) if word else None
-    return message is None or message.received_at >= start
+    return message is None or replies_to_old_mail_allowed(app, message)
 
 
 def _match_rows(

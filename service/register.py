@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from config.settings import Settings
 from parsers.model import Problem
 from parsers.normalize import units_match
+from service.faults import RETRY_BOUND
 from service.models import (
     Attachment,
     CaseRow,
@@ -131,6 +132,14 @@ def _units_with_pdf_only(session: Session, units: list[str]) -> set[str]:
     return found
 
 
+def recommendation_problems(recommendation: Recommendation) -> list[dict[str, str]]:
+    """What staff should know about one recommendation version, as {code, text}: a version
+    recorded from the sealed PDF alone awaits its Word form."""
+    if recommendation.word_attachment_id is None and recommendation.pdf_attachment_id:
+        return problem_entries([Problem("awaiting_word", {"unit": recommendation.unit}).as_json()])
+    return []
+
+
 def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     """The whole register as plain JSON-ready data."""
     messages = session.exec(
@@ -189,6 +198,9 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "received_at": iso(message.received_at, settings),
                 "late": message.late,
                 "kind": message.kind,
+                "automated": bool(message.details.get("automated", False)),
+                "needs_reply": bool(message.details.get("needs_reply", False)),
+                "reply_reasons": list(message.details.get("reply_reasons", [])),
                 "status": message.status,
                 "problems": problem_entries(message.problems),
                 "attachments": [
@@ -226,6 +238,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                     "email": recommendation.contact_email,
                 },
                 "word": file_ref(recommendation.word_attachment_id, seal=False),
+                "problems": recommendation_problems(recommendation),
                 "pdf": file_ref(recommendation.pdf_attachment_id, seal=True),
                 "pdf_pairing": {
                     "method": recommendation.pdf_method,
@@ -294,6 +307,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 else None,
                 "submission_ref": row.submission_ref,
                 "last_error": row.last_error,
+                "unconfirmed": row.unconfirmed_at is not None,
                 "created_at": iso(row.created_at, settings),
                 "sent_at": iso(row.sent_at, settings),
             }
@@ -316,6 +330,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             {"address": row.address, "reason": row.reason}
             for row in sorted(session.exec(select(Suppression)).all(), key=lambda row: row.address)
         ],
+        "outages": outages(messages, settings),
         "mailboxes": [
             {
                 "account": cursor.account,
@@ -331,6 +346,29 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             )
         ],
     }
+
+
+def outages(messages: Sequence[Message], settings: Settings) -> list[dict[str, Any]]:
+    """Transient failures still pending, one entry per kind of fault (database, storage,
+    lock): since when, the last error, the most tries one message has had, how many wait."""
+    by_fault: dict[str, list[Message]] = {}
+    for message in messages:
+        if message.status == "pending" and message.fault is not None:
+            by_fault.setdefault(message.fault, []).append(message)
+    entries: list[dict[str, Any]] = []
+    for fault, waiting in sorted(by_fault.items()):
+        latest = max(waiting, key=lambda message: message.retry_at or message.received_at)
+        entries.append(
+            {
+                "what": fault,
+                "since": iso(min(m.fault_since or m.received_at for m in waiting), settings),
+                "last_error": latest.fault_error,
+                "retries": max(message.retries for message in waiting),
+                "messages": len(waiting),
+                "lasting": any(message.retries >= RETRY_BOUND for message in waiting),
+            }
+        )
+    return entries
 
 
 def summary_counts(register: dict[str, Any]) -> dict[str, Counter[str]]:

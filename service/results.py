@@ -21,8 +21,13 @@ from service.models import CaseRow, Outbox, Recommendation, Submission
 from service.outbox import queue_mail
 
 
-def import_results(app: App, path: Path, *, resend_changed: bool = False) -> ImportReport:
-    """Record staff decisions and queue one result mail per submission (corrections on request)."""
+def import_results(
+    app: App, path: Path, *, resend_changed: bool = False, dry_run: bool = False
+) -> ImportReport:
+    """Record staff decisions and queue one result mail per submission (corrections on request).
+
+    `dry_run=True` works it all out, reports it, and records and queues nothing.
+    """
     data = read_file(path)
     decisions = read_results(data, path.name)
     report = ImportReport(filename=str(path))
@@ -86,6 +91,9 @@ def import_results(app: App, path: Path, *, resend_changed: bool = False) -> Imp
                 is not None
             ):
                 report.queued += 1
+        if dry_run:
+            session.rollback()
+            return report
         session.add(report.as_run("results", data, now))
         session.commit()
     return report

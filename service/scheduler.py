@@ -31,10 +31,12 @@ from sqlmodel import Session, col, select
 
 from config.errors import ConfigError, IntakeError, MailboxError
 from config.settings import trial_warning
+from parsers.model import Problem
 from service.archive import sha256_hex
 from service.bootstrap import App
 from service.db import is_postgres
 from service.digest import queue_digest
+from service.faults import transient_fault
 from service.health import HealthServer, ServiceCounters, start_health_server
 from service.imports import ImportReport, import_submissions
 from service.ingest import PollReport, poll
@@ -280,7 +282,9 @@ class Service:
         line = event_line(
             "job_failed", job=job, error_type=type(error).__name__, error=text[0] if text else ""
         )
-        if signature in self._reported_failures or isinstance(error, IntakeError):
+        if transient_fault(error) is not None:
+            logger.warning(line)  # a passing fault (database, disk): one line, retried next run
+        elif signature in self._reported_failures or isinstance(error, IntakeError):
             logger.error(line)
         else:
             self._reported_failures.add(signature)
@@ -302,14 +306,16 @@ class Service:
                 .order_by(col(Message.id))
             ).all()
         for row in rows:
-            for problem in row.problems:
+            for stored in row.problems:
+                problem = Problem.from_json(stored)
                 self.app.log(
                     event_line(
                         "message_problem",
                         id=row.id,
                         message_id=row.message_id,
                         sender=row.sender,
-                        problem=problem,
+                        code=problem.code,
+                        problem=problem.message,
                     )
                 )
 

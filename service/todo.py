@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from parsers.model import Problem
-from parsers.problems import render
+from parsers.problems import render, spec_of
 
 KINDS = (
     "mailbox_unreadable",
@@ -147,7 +147,7 @@ def _message_items(register: dict[str, Any]) -> list[TodoItem]:
                     "（链接会过期），或等待推荐单位按回执的提醒改以附件重新发送。"
                 )
             else:
-                texts = [entry["text"] for entry in message["problems"] if entry.get("text")]
+                texts = _worth_a_person(message["problems"])
                 summary = (
                     "".join(dict.fromkeys(texts))
                     if texts
@@ -164,11 +164,12 @@ def _message_items(register: dict[str, Any]) -> list[TodoItem]:
                 )
             )
         if message.get("needs_reply"):
+            reasons = message.get("reply_reasons") or ["question_needs_reply"]
             items.append(
                 TodoItem(
                     id=f"needs_reply:{key}",
                     kind="needs_reply",
-                    summary=render("question_needs_reply", {}, "staff") or "",
+                    summary="".join(render(reason, {}, "staff") or "" for reason in reasons),
                     where=where,
                     link=link,
                     details=details,
@@ -190,6 +191,13 @@ def _message_items(register: dict[str, Any]) -> list[TodoItem]:
                 )
             )
     return items
+
+
+def _worth_a_person(problems: list[dict[str, Any]]) -> list[str]:
+    """The staff texts of a message's problems; notes that need nothing go when others do."""
+    texts = [(spec_of(entry["code"]).severity, entry["text"]) for entry in problems]
+    serious = [text for severity, text in texts if severity != "info" and text]
+    return serious or [text for _, text in texts if text]
 
 
 def _pdf_items(register: dict[str, Any]) -> list[TodoItem]:
@@ -339,12 +347,18 @@ def _mail_items(register: dict[str, Any]) -> list[TodoItem]:
             continue
         outbox_id = mail.get("id", position)
         to = "、".join(mail["to"])
+        summary = (
+            f"发给{to}的邮件「{mail['subject']}」已发出两次，"
+            + (render("mail_unconfirmed", {}, "staff") or "")
+            if mail.get("unconfirmed")
+            else f"发给{to}的邮件「{mail['subject']}」未能送达。请核对收件地址，"
+            "必要时改用电话等其他方式联系对方。"
+        )
         items.append(
             TodoItem(
                 id=f"failed_mail:{outbox_id}",
                 kind="failed_mail",
-                summary=f"发给{to}的邮件「{mail['subject']}」未能送达。请核对收件地址，"
-                "必要时改用电话等其他方式联系对方。",
+                summary=summary,
                 where=to,
                 link=f"/outbox/{outbox_id}",
                 details={"outbox_id": outbox_id},

@@ -135,6 +135,11 @@ def test_a_campaign_raising_every_problem_code_shows_people_only_chinese(
         assert_reads_chinese(mail.text_body, f"{where}: text")
         assert_reads_chinese(mail.html_body, f"{where}: html")
         assert "【2025信息通信行业科技创新案例征集】" in mail.subject, mail.subject
+        if mail.kind == "digest":
+            assert "回复本邮件" not in mail.text_body + mail.html_body  # nobody is asked to reply
+        else:
+            assert "此致" in mail.html_body and "敬礼" in mail.html_body, where
+            assert "此致" in mail.text_body and "敬礼" in mail.text_body, where
     sender_codes = [code for code, spec in CATALOGUE.items() if "sender" in spec.audience]
     receipts = "".join(mail.text_body for mail in mails if mail.kind == "unit_receipt")
     for code in sender_codes:

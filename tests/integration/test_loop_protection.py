@@ -224,3 +224,31 @@ def test_a_line_break_and_bcc_in_an_encoded_subject_never_reach_the_headers(
     assert "咨询" in str(receipt.message["Subject"])
     assert_no_smuggled_header_or_recipient(smtp_sink, HUMAN)
     app.engine.dispose()
+
+
+def test_a_form_relayed_by_a_group_alias_gets_its_receipt_and_a_newsletter_none(
+    sqlite_url, tmp_path, smtp_sink
+):
+    drop = MailDrop(tmp_path / "drop")
+    app = app_on(sqlite_url, tmp_path, smtp_sink, drop)
+    form = Form(unit="中国联通湖北分公司", cases=[Case("智慧工厂", "湖北某某科技有限公司")])
+    relayed = with_headers(
+        mail(HUMAN, "推荐表", [word("推荐表.docx", form)], received=at(20)),
+        List_Id="<all.hb.chinaunicom.example>",
+        Precedence="list",
+    )
+    newsletter = with_headers(
+        mail("news@mail.vendor.example", "本周资讯", received=at(20, 11)),
+        List_Id="<news.vendor.example>",
+    )
+    drop.arrive(app, relayed)
+    drop.arrive(app, newsletter)
+    deliver(app)
+
+    messages = register_of(app)["messages"]
+    assert [(m["kind"], m["automated"]) for m in messages] == [
+        ("recommendation", False),
+        ("other", True),
+    ]
+    assert [item.rcpt_tos for item in smtp_sink.received] == [[HUMAN]]
+    app.engine.dispose()

@@ -12,6 +12,7 @@ import pytest
 from notifications.contexts import tidy
 from service.digest import queue_digest
 from service.outbox import deliver
+from service.todo import todo_items
 from tests.support.apps import TRUTH, make_app, register_of, run_samples
 from tests.support.mailmaker import Case, Form, MailDrop, at, mail, pdf, word
 from tests.support.smtp_sink import ReceivedEnvelope, SmtpSink
@@ -129,4 +130,41 @@ def test_a_receipt_goes_to_reply_to_when_the_sender_names_one(db_url, tmp_path, 
     assert receipt.rcpt_tos == ["zhangsan@hb.chinaunicom.example"]
     assert receipt.message["To"] == "zhangsan@hb.chinaunicom.example"
     assert receipt.message["In-Reply-To"].strip() == message_id
+    app.engine.dispose()
+
+
+def test_a_mail_that_says_files_are_attached_but_has_none_is_answered_and_waits_for_staff(
+    sqlite_url, tmp_path, smtp_sink
+):
+    drop = MailDrop(tmp_path / "drop")
+    app = make_app(
+        sqlite_url,
+        tmp_path,
+        open_mailbox=drop.mailbox,
+        transport=smtp_sink.transport(),
+        clock=lambda: at(21),
+    )
+    drop.arrive(
+        app,
+        mail(
+            "liming@sx.chinamobile.example",
+            "山西移动推荐材料",
+            body="您好，我单位推荐表见附件，请查收。请问还需要寄送纸质版吗？",
+            received=at(20),
+        ),
+    )
+    deliver(app)
+
+    [message] = register_of(app)["messages"]
+    assert (message["kind"], message["needs_reply"], message["automated"]) == (
+        "other",
+        True,
+        False,
+    )
+    assert message["reply_reasons"] == ["attachment_mentioned_missing", "question_needs_reply"]
+    [todo] = [item for item in todo_items(register_of(app)) if item.kind == "needs_reply"]
+    assert "没有附件" in todo.summary and "问题" in todo.summary
+    [receipt] = smtp_sink.received
+    for part in parts(receipt.message):
+        assert "没有收到任何附件" in part
     app.engine.dispose()

@@ -87,3 +87,16 @@ def test_status_on_a_terminal_is_rich(config: Path):
 
     assert "\x1b[" in done.stdout
     assert "需要人工处理" in done.stdout
+
+
+def test_status_json_gives_machines_the_counts_and_the_queue_with_codes(config: Path):
+    import json
+
+    done = run_intake(config, "status", "--json", check=True)
+
+    status = json.loads(done.stdout)
+    assert status["counts"]["submissions"]["awaiting_word"] >= 1
+    kinds = {item["kind"] for item in status["todo"]}
+    assert {"unplaced_pdf", "late"} <= kinds
+    assert all(item["id"].startswith(item["kind"] + ":") for item in status["todo"])
+    assert status["last_poll"]["ok"] is True

@@ -184,3 +184,25 @@ def test_intake_results_import_on_the_command_line_queues_the_mail(sqlite_url, t
     assert "1 result mail(s) queued" in first
     assert "0 result mail(s) queued" in second and "unchanged 1" in second
     assert len(list(outbox.glob("*.eml"))) == 1
+
+
+def test_dry_runs_of_both_imports_print_what_would_change_and_change_nothing(sqlite_url, tmp_path):
+    app = make_app(sqlite_url, tmp_path)
+    import_submissions(app, SAMPLE_EXPORT)
+    app.engine.dispose()
+    config = local_config(tmp_path, sqlite_url)
+    path = decisions(tmp_path / "r.csv", [("KJCX2025-0002", "入选", "")])
+
+    results = run_intake(config, "results", "import", str(path), "--dry-run", check=True).stdout
+    export = tmp_path / "one.csv"
+    export.write_bytes(export_csv([Online("KJCX2025-0002", "新名称", "某公司")]))
+    complete = run_intake(config, "submissions", "import", str(export), "--complete")
+    dry = run_intake(
+        config, "submissions", "import", str(export), "--complete", "--dry-run", check=True
+    ).stdout
+    real = run_intake(config, "results", "import", str(path), check=True).stdout
+
+    assert "1 result mail(s) would be queued" in results and "new: KJCX2025-0002" in results
+    assert complete.returncode == 1 and "--yes" in complete.stderr
+    assert "would be: added 0, changed 1" in dry and "withdrawn: KJCX2025-0001" in dry
+    assert "new 1" in real and "1 result mail(s) queued" in real  # the dry run recorded nothing

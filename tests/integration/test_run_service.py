@@ -212,6 +212,8 @@ def test_on_sqlite_intake_run_warns_it_must_be_the_only_process_and_sigint_stops
             "storage": {"path": str(tmp_path / "archive")},
             "smtp": {"kind": "file", "path": str(outgoing)},
             "schedule": {"poll_every": "1s", "deliver_every": "1s"},
+            # the sample mailbox is a season of mail already there at the first poll
+            "campaign": {"reply_to_old_mail": True},
         },
     )
     assert run_intake(config, "db", "upgrade", cwd=tmp_path).returncode == 0

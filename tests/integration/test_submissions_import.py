@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from config.errors import ConfirmationNeededError
 from service.bootstrap import App
+from service.scheduler import import_watch_folder
 from tests.support.apps import register_of
 from tests.support.mailmaker import (
+    CAMPAIGN_SUBMISSIONS,
     HEBEI,
     Case,
     Form,
     MailDrop,
     Online,
     at,
+    export_csv,
     import_export,
     mail,
     pdf,
@@ -55,11 +61,11 @@ def test_an_export_is_upserted_by_ref_and_the_report_says_what_changed(app: App,
     assert rows["V001"]["route"] == "voluntary"
 
 
-def test_a_row_dropped_by_a_later_export_is_withdrawn_not_deleted(app: App, tmp_path: Path):
+def test_a_row_dropped_by_a_complete_export_is_withdrawn_not_deleted(app: App, tmp_path: Path):
     exports = tmp_path / "exports"
     import_export(app, exports, [SMART_SERVICE, SMART_FACTORY], "day1.csv")
 
-    report = import_export(app, exports, [SMART_SERVICE], "day2.csv")
+    report = import_export(app, exports, [SMART_SERVICE], "day2.csv", complete=True, confirm=True)
 
     assert report.withdrawn == ["A002"]
     rows = submissions(app)
@@ -131,7 +137,99 @@ def test_a_withdrawn_submission_no_longer_counts_as_matched(
         ),
     )
 
-    import_export(app, exports, [SMART_SERVICE], "day2.csv")
+    import_export(
+        app, exports, [SMART_SERVICE, replace(SMART_FACTORY, status="已撤回")], "day2.csv",
+        confirm=True,
+    )  # fmt: skip
 
     (recommendation,) = register_of(app)["recommendations"]
     assert recommendation["cases"][0]["match"] == "none"
+
+
+ONE_PROVINCE = [
+    Online(f"P{number:03d}", f"案例{number}", f"单位{number}", recommender=HEBEI)
+    for number in range(1, 16)
+]
+
+
+def test_a_filtered_export_of_one_province_withdraws_nothing(app: App, tmp_path: Path):
+    exports = tmp_path / "exports"
+    everything = [*ONE_PROVINCE, *CAMPAIGN_SUBMISSIONS]
+    import_export(app, exports, everything, "all.csv")
+
+    report = import_export(app, exports, ONE_PROVINCE[:3], "hebei.csv")
+
+    assert report.withdrawn == [] and report.unchanged == ["P001", "P002", "P003"]
+    assert not any(row["withdrawn"] for row in submissions(app).values())
+
+
+def test_the_status_column_withdraws_what_it_says_and_nothing_else(app: App, tmp_path: Path):
+    exports = tmp_path / "exports"
+    import_export(app, exports, ONE_PROVINCE, "all.csv")
+
+    report = import_export(
+        app, exports, [replace(ONE_PROVINCE[0], status="已撤回"), ONE_PROVINCE[1]], "two.csv"
+    )
+
+    assert report.withdrawn == ["P001"]
+    rows = submissions(app)
+    assert [ref for ref, row in rows.items() if row["withdrawn"]] == ["P001"]
+
+
+def test_complete_with_forty_percent_missing_refuses_without_yes_and_changes_nothing(
+    app: App, tmp_path: Path
+):
+    exports = tmp_path / "exports"
+    import_export(app, exports, ONE_PROVINCE, "all.csv")
+    kept = ONE_PROVINCE[:9]  # 6 of 15 missing: 40 %
+
+    with pytest.raises(ConfirmationNeededError) as refused:
+        import_export(app, exports, kept, "complete.csv", complete=True)
+
+    assert sorted(refused.value.items) == [f"P{number:03d}" for number in range(10, 16)]
+    assert "--yes" in str(refused.value)
+    assert not any(row["withdrawn"] for row in submissions(app).values())
+
+    confirmed = import_export(app, exports, kept, "complete.csv", complete=True, confirm=True)
+
+    assert len(confirmed.withdrawn) == 6
+    assert sum(row["withdrawn"] for row in submissions(app).values()) == 6
+
+
+def test_complete_may_withdraw_up_to_ten_percent_unasked(app: App, tmp_path: Path):
+    exports = tmp_path / "exports"
+    import_export(app, exports, ONE_PROVINCE, "all.csv")
+
+    report = import_export(app, exports, ONE_PROVINCE[1:], "complete.csv", complete=True)
+
+    assert report.withdrawn == ["P001"]
+
+
+def test_a_dry_run_reports_what_would_change_and_changes_nothing(app: App, tmp_path: Path):
+    exports = tmp_path / "exports"
+    import_export(app, exports, ONE_PROVINCE[:5], "first.csv")
+    before = register_of(app)
+    renamed = replace(ONE_PROVINCE[0], title="新名称")
+
+    report = import_export(
+        app, exports, [renamed, *ONE_PROVINCE[1:3], ONE_PROVINCE[6]], "next.csv",
+        complete=True, dry_run=True,
+    )  # fmt: skip
+
+    assert report.added == ["P007"] and report.changed == ["P001"]
+    assert report.withdrawn == ["P004", "P005"]
+    assert register_of(app)["submissions"] == before["submissions"]
+
+
+def test_the_watch_folder_never_withdraws_by_absence_either(app: App, tmp_path: Path):
+    watch = tmp_path / "watch"
+    watch.mkdir()
+    (watch / "all.csv").write_bytes(export_csv(ONE_PROVINCE))
+    later = datetime.now(UTC) + timedelta(days=1)
+    import_watch_folder(app, watch, settled_before=later)
+    (watch / "hebei.csv").write_bytes(export_csv(ONE_PROVINCE[:2]))
+
+    [watched] = import_watch_folder(app, watch, settled_before=later)
+
+    assert watched.report is not None and watched.report.withdrawn == []
+    assert not any(row["withdrawn"] for row in submissions(app).values())

@@ -68,7 +68,10 @@ def make_app(
 ) -> App:
     """An App on `db_url` with its archive under `workdir`, opening mail with `open_mailbox`
     (default: the sample mailbox); keyword sections (`mailbox={...}`, `schedule={...}`) override
-    those settings."""
+    those settings. `campaign.reply_to_old_mail` defaults to true here."""
+    # the samples are a season of mail already in the mailbox at the first poll: reply to it,
+    # as a campaign replies to mail arriving over the season (tests of the first poll say no)
+    sections["campaign"] = {"reply_to_old_mail": True, **sections.get("campaign", {})}
     settings = Settings(
         database={"url": db_url},
         storage={"path": workdir / "archive"},

@@ -49,6 +49,8 @@ def local_config(workdir: Path, database_url: str, **extra: dict[str, Any]) -> P
         "database": {"url": database_url},
         "storage": {"path": str(workdir / "archive")},
         "smtp": {"kind": "file", "path": str(workdir / "out")},
+        # the tests' mailboxes hold a season of mail at the first poll: reply to it
+        "campaign": {"reply_to_old_mail": True},
     }
     for section, values in extra.items():
         sections.setdefault(section, {}).update(values)
@@ -87,6 +89,7 @@ def service_config(
             "timeout": "10s",
         },
         "schedule": {"poll_every": "1s", "deliver_every": "1s"},
+        "campaign": {"reply_to_old_mail": True},
     }
     for section, values in extra.items():
         sections.setdefault(section, {}).update(values)

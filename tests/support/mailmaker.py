@@ -241,13 +241,15 @@ class Online:
     recommender: str = ""
     email: str = ""
     contact: str = "李四"
+    status: str = ""  # 申报状态, e.g. 已撤回; the column is written when a row has one
 
 
 def export_csv(rows: Sequence[Online]) -> bytes:
     """The online-system export as UTF-8 CSV with the system's column titles."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(EXPORT_HEADER)
+    with_status = any(row.status for row in rows)
+    writer.writerow([*EXPORT_HEADER, *(["申报状态"] if with_status else [])])
     for row in rows:
         writer.writerow(
             [
@@ -264,19 +266,25 @@ def export_csv(rows: Sequence[Online]) -> bytes:
                 row.email or f"{row.ref.lower()}@applicant.example",
                 "2025-07-10 10:00:00",
                 "否",
+                *([row.status or "已提交"] if with_status else []),
             ]
         )
     return buffer.getvalue().encode("utf-8")
 
 
 def import_export(
-    app: App, directory: Path, rows: Sequence[Online], name: str = "export.csv"
+    app: App,
+    directory: Path,
+    rows: Sequence[Online],
+    name: str = "export.csv",
+    **options: bool,
 ) -> ImportReport:
-    """Write `rows` as an export file and import it as staff would; returns the report."""
+    """Write `rows` as an export file and import it as staff would; returns the report.
+    `options`: `complete`, `confirm`, `dry_run` of `import_submissions`."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     path.write_bytes(export_csv(rows))
-    return import_submissions(app, path)
+    return import_submissions(app, path, **options)
 
 
 HEBEI = "中国联合网络通信有限公司河北省分公司"

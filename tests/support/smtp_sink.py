@@ -4,7 +4,10 @@
 envelope. Options: STARTTLS or implicit TLS with a self-signed certificate (made once per
 session with the openssl command), AUTH with a user table, scripted replies to DATA
 (`["451 try later", "250 OK", "550 no such user"]`, then "250 OK" for ever), and closing the
-connection after N messages on it. `connections` counts the TCP connections clients opened.
+connection after N messages on it. Two script entries take the message without confirming
+it: `"drop"` closes the connection instead of replying, `"late"` holds the reply until the
+client has given up waiting (its timeout) and closed the connection. `connections` counts
+the TCP connections clients opened.
 
 Fixtures: `smtp_sink` (a plain sink shared by the session, cleared for each test) and
 `smtp_sink_factory(**options)` (a fresh sink with options, stopped after the test).
@@ -102,7 +105,10 @@ class _SinkHandler:
     async def handle_DATA(  # noqa: N802 (the name aiosmtpd calls)
         self, server: _SinkServer, session: Session, envelope: Envelope
     ) -> str:
-        return self._sink._take_delivery(server, envelope)
+        reply = self._sink._take_delivery(server, envelope)
+        if server.reply_late:
+            await server.closed.wait()  # the reply comes only after the client gave up
+        return reply
 
 
 class _SinkServer(SMTP):
@@ -116,6 +122,9 @@ class _SinkServer(SMTP):
         self.number = number
         self.accepted_here = 0
         self.drop_after_reply = False
+        self.drop_instead_of_reply = False
+        self.reply_late = False
+        self.closed = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -123,7 +132,17 @@ class _SinkServer(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.sink._live.discard(self)
+        self.closed.set()
         super().connection_lost(error)
+
+    async def push(self, status: Any) -> None:
+        if self.drop_instead_of_reply and self.transport is not None:
+            self.drop_instead_of_reply = False
+            self.transport.close()  # the message was taken; the client never hears so
+            return
+        if self.transport is None or self.transport.is_closing() or self.closed.is_set():
+            return  # a late reply to a client that has gone
+        await super().push(status)
 
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 (overrides aiosmtpd)
         await super().smtp_DATA(arg)
@@ -277,6 +296,10 @@ class SmtpSink:
     def _take_delivery(self, server: _SinkServer, envelope: Envelope) -> str:
         with self._lock:
             reply = self.replies.pop(0) if self.replies else "250 OK"
+            if reply in ("drop", "late"):
+                server.drop_instead_of_reply = reply == "drop"
+                server.reply_late = reply == "late"
+                reply = "250 OK"
             if not reply.startswith("2"):
                 self.refused.append(reply)
                 return reply

@@ -10,7 +10,7 @@ import pytest
 from parsers.classify import MessageFacts, classify, find_large_attachment_links
 from parsers.mail import parse_message
 from parsers.model import Attachment, AttachmentKind
-from tests.unit.test_mail_parsing import html_part, message, multipart, text_part
+from tests.unit.test_mail_parsing import file_part, html_part, message, multipart, text_part
 
 QQ_BIG_ATTACHMENT_HTML = """
 <div>推荐表太大，用超大附件发送。</div>
@@ -70,22 +70,63 @@ def form(kind: AttachmentKind) -> Attachment:
     "headers",
     [
         "Auto-Submitted: auto-replied",
-        "Auto-Submitted: auto-generated; owner-email=x@example.cn",
         "X-Autoreply: yes",
         "X-Autorespond: Out of office",
         "X-QQ-AUTO-REPLY: true",
         "X-Auto-Response-Suppress: All\nX-MS-Exchange-Inbox-Rules-Loop: unit@example.cn",
-        "Precedence: bulk",
-        "Precedence: junk",
-        "List-Unsubscribe: <mailto:leave@lists.example.cn>",
-        "List-Id: <news.example.cn>",
+        "Precedence: auto_reply",
     ],
 )
-def test_machine_written_mail_is_an_auto_reply_that_is_never_answered(headers):
+def test_mail_generated_in_answer_is_an_auto_reply_that_is_never_answered(headers):
     parsed = parse_message(message(headers))
 
     assert parsed.kind == "auto_reply"
     assert parsed.no_reply is True
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender"),
+    [
+        ("Auto-Submitted: auto-generated; owner-email=x@example.cn", "Unit <unit@example.cn>"),
+        ("Auto-Submitted: auto-notified", "Unit <unit@example.cn>"),
+        ("Precedence: bulk", "Unit <unit@example.cn>"),
+        ("Precedence: junk", "Unit <unit@example.cn>"),
+        ("Precedence: list", "Unit <unit@example.cn>"),
+        ("List-Unsubscribe: <mailto:leave@lists.example.cn>", "Unit <unit@example.cn>"),
+        ("List-Id: <news.example.cn>", "Unit <unit@example.cn>"),
+        ("", "系统通知 <noreply@system.example.cn>"),
+    ],
+)
+def test_newsletters_lists_and_notices_are_other_automated_and_never_answered(headers, sender):
+    parsed = parse_message(message(headers, sender=sender))
+
+    assert (parsed.kind, parsed.automated, parsed.no_reply) == ("other", True, True)
+
+
+@pytest.mark.parametrize("headers", ["List-Id: <all.unit.example.cn>", "Precedence: list"])
+def test_a_form_relayed_by_a_group_alias_is_a_recommendation_that_is_answered(headers):
+    relayed = facts(
+        headers={name.lower(): [value.strip()] for name, value in [headers.split(":", 1)]},
+        attachments=[form("form_word")],
+    )
+
+    verdict = classify(relayed)
+
+    assert (verdict.kind, verdict.automated, verdict.no_reply) == ("recommendation", False, False)
+
+
+def test_a_form_a_system_generated_is_still_read_but_never_answered():
+    verdict = classify(
+        facts(headers={"auto-submitted": ["auto-generated"]}, attachments=[form("form_pdf")])
+    )
+
+    assert (verdict.kind, verdict.automated, verdict.no_reply) == ("recommendation", True, True)
+
+
+def test_human_mail_is_not_automated():
+    parsed = parse_message(message(""))
+
+    assert (parsed.kind, parsed.automated, parsed.no_reply) == ("other", False, False)
 
 
 @pytest.mark.parametrize(
@@ -226,3 +267,57 @@ def test_no_reply_senders_are_never_answered(sender):
 
 def test_a_person_whose_name_contains_reply_is_answered():
     assert classify(facts(sender="replyzhang@example.cn")).no_reply is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["您好，推荐表见附件，请查收。", "材料详见附件。", "附件是我单位的推荐表"],
+)
+def test_a_human_mail_that_says_files_are_attached_but_has_none_needs_a_reply(body):
+    parsed = parse_message(message("", body))
+
+    assert parsed.needs_reply is True
+    assert [problem.code for problem in parsed.problems] == ["attachment_mentioned_missing"]
+
+
+@pytest.mark.parametrize(
+    "body", ["请问截止日期是哪天", "推荐表需要盖章吗？", "Can we send it late?"]
+)
+def test_a_human_mail_that_asks_a_question_needs_a_reply(body):
+    parsed = parse_message(message("", body))
+
+    assert parsed.needs_reply is True
+    assert [problem.code for problem in parsed.problems] == ["question_needs_reply"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "收到，谢谢。",
+        "材料已按通知附件3的格式填写。",
+        "好的。\r\n\r\n-----原始邮件-----\r\n发件人: staff@cace.example\r\n请问是否需要盖章？",
+        "好的。\r\n> 推荐表见附件，请查收？",
+        "资料下载：https://www.example.cn/notice?id=3",
+    ],
+)
+def test_thanks_annex_numbers_quoted_mail_and_links_need_no_reply(body):
+    parsed = parse_message(message("", body))
+
+    assert parsed.needs_reply is False
+    assert parsed.problems == []
+
+
+def test_files_attached_as_said_need_no_reply():
+    parsed = parse_message(
+        multipart(
+            [text_part("推荐表见附件，请查收。"), file_part(b"%PDF-1.4 x", "; filename=a.pdf")]
+        )
+    )
+
+    assert parsed.needs_reply is False
+
+
+def test_automated_mail_never_needs_a_reply():
+    parsed = parse_message(message("List-Id: <news.example.cn>", "本期简报见附件，有问题吗？"))
+
+    assert (parsed.automated, parsed.needs_reply) == (True, False)

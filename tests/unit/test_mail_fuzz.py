@@ -104,3 +104,19 @@ def test_any_subject_text_gives_a_message_or_a_parse_error(raw):
 def test_the_fuzz_seeds_themselves_parse():
     unparsed = [number for number, seed in enumerate(SEEDS) if parse_quietly(seed) is None]
     assert len(SEEDS) > 1 and unparsed == []
+
+
+@FUZZ_SETTINGS
+@given(
+    st.sampled_from(["Date", "Received"]),
+    st.sampled_from(["+", "-"]),
+    st.integers(min_value=0, max_value=9999),
+)
+def test_any_date_offset_keeps_the_sender_and_subject(header, sign, offset):
+    stamp = f"Mon, 14 Jul 2025 09:00:00 {sign}{offset:04d}"
+    value = stamp if header == "Date" else f"from a by b; {stamp}"
+    raw = f"{header}: {value}\r\nFrom: a@example.cn\r\nSubject: s\r\n\r\nx".encode()
+
+    result = parse_message(raw)
+
+    assert (result.sender, result.subject) == ("a@example.cn", "s")

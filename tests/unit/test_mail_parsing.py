@@ -278,11 +278,11 @@ def test_attachment_content_type_name_is_used_when_there_is_no_filename():
 
 
 def test_an_unknown_charset_is_read_anyway_and_recorded():
-    body = "您好，推荐表见附件".encode()
+    body = "您好，推荐表稍后发送".encode()
 
     parsed = parse_message(message("", body, content_type="text/plain; charset=x-klingon"))
 
-    assert parsed.text == "您好，推荐表见附件"
+    assert parsed.text == "您好，推荐表稍后发送"
     assert [p.code for p in parsed.problems] == ["unknown_charset"]
     assert "x-klingon" in parsed.problems[0].message
 
@@ -304,8 +304,28 @@ def test_zip_contents_count_as_the_messages_own_attachments():
     parsed = parse_message(multipart([text_part(), file_part(archive, params)]))
 
     assert [(a.filename, a.container) for a in parsed.attachments] == [
+        ("材料.zip", None),
         ("镕喆-推荐表.docx", "zip:材料.zip"),
         ("镕喆-盖章.pdf", "zip:材料.zip"),
+    ]
+    zip_itself = parsed.attachments[0]
+    assert (zip_itself.size, zip_itself.sha256) == (
+        len(archive),
+        hashlib.sha256(archive).hexdigest(),
+    )
+
+
+def test_a_zip_inside_a_zip_is_listed_with_the_outer_one_as_its_container():
+    inner = zip_bytes({"推荐表.docx": b"word"})
+    outer = zip_bytes({"inner.zip": inner, "说明.txt": b"note"})
+
+    parsed = parse_message(multipart([text_part(), file_part(outer, "; filename=outer.zip")]))
+
+    assert [(a.filename, a.container) for a in parsed.attachments] == [
+        ("outer.zip", None),
+        ("inner.zip", "zip:outer.zip"),
+        ("推荐表.docx", "zip:inner.zip"),
+        ("说明.txt", "zip:outer.zip"),
     ]
 
 
@@ -316,7 +336,10 @@ def test_a_zip_holding_a_real_word_form_makes_the_message_a_recommendation():
 
     parsed = parse_message(multipart([text_part(), file_part(archive, "; filename=forms.zip")]))
 
-    assert [(a.filename, a.kind) for a in parsed.attachments] == [(form.name, "form_word")]
+    assert [(a.filename, a.kind) for a in parsed.attachments] == [
+        ("forms.zip", "other"),
+        (form.name, "form_word"),
+    ]
     assert parsed.kind == "recommendation"
 
 
@@ -350,8 +373,10 @@ def test_files_of_a_forwarded_message_count_with_its_subject_as_container():
     parsed = parse_message(multipart([text_part("转发给你"), part], subject="Fw: 推荐表"))
 
     assert [(a.filename, a.container) for a in parsed.attachments] == [
-        ("推荐表.docx", "message/rfc822:江苏移动推荐表")
+        ("江苏移动推荐表.eml", None),
+        ("推荐表.docx", "message/rfc822:江苏移动推荐表"),
     ]
+    assert parsed.attachments[0].size == len(forwarded)
     assert parsed.text == "转发给你"
 
 
@@ -453,7 +478,8 @@ def test_a_base64_encoded_forwarded_message_keeps_its_files():
         + b"--out--\r\n"
     )
     parsed = parse_message(outer)
-    assert [item.filename for item in parsed.attachments] == ["note.txt"]
-    assert parsed.attachments[0].data == b"hello"
-    assert parsed.attachments[0].container is not None
-    assert parsed.attachments[0].container.startswith("message/rfc822")
+    assert [item.filename for item in parsed.attachments] == ["推荐表.eml", "note.txt"]
+    assert parsed.attachments[0].data == inner
+    assert parsed.attachments[1].data == b"hello"
+    assert parsed.attachments[1].container is not None
+    assert parsed.attachments[1].container.startswith("message/rfc822")

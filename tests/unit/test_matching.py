@@ -335,3 +335,68 @@ def test_a_name_match_never_scores_below_the_acceptance_threshold(
             assert decision.score >= accept
         else:
             assert decision.submission_ref is None
+
+
+APPLICANT = "南京鼎信通信技术有限公司"
+EDGE_PORT = Candidate(
+    "S-1", "基于边缘计算的南京智慧港口环境监测系统", APPLICANT, "江苏移动", "recommended"
+)
+SME_PORT = Candidate(
+    "S-2", "面向中小企业的南京智慧港口环境监测平台", APPLICANT, "江苏移动", "recommended"
+)
+OTHER_CASE = Candidate(
+    "S-3", "数字孪生+南京智慧园区精准定位系统", APPLICANT, "江苏移动", "recommended"
+)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "南京智慧港口环境监测",
+        "南京智慧港口环境监测系统",
+        "基于边缘计算的南京智慧港口环境监测",
+        "“南京智慧港口 环境监测”",
+    ],
+)
+def test_a_title_the_unit_shortened_matches_by_name_when_nothing_rivals_it(title: str) -> None:
+    index = SubmissionIndex([EDGE_PORT, OTHER_CASE])
+
+    decision = match_one(index, RowToMatch(1, title, "南京鼎信通信技术"), unit="江苏移动")
+
+    assert (decision.method, decision.submission_ref) == ("name", "S-1")
+    assert any("shortened" in item for item in decision.evidence)
+
+
+def test_a_shortened_title_that_fits_two_cases_of_the_applicant_is_left_to_staff() -> None:
+    index = SubmissionIndex([EDGE_PORT, SME_PORT, OTHER_CASE])
+
+    decision = match_one(index, RowToMatch(1, "南京智慧港口环境监测", APPLICANT), unit="江苏移动")
+
+    assert (decision.method, decision.submission_ref) == ("ambiguous", None)
+    assert {ref for ref, _ in decision.candidates} >= {"S-1", "S-2"}
+
+
+def test_a_rival_that_another_row_of_the_form_names_in_full_does_not_block_the_short_row():
+    index = SubmissionIndex([EDGE_PORT, SME_PORT, OTHER_CASE])
+    rows = [
+        RowToMatch(1, "南京智慧港口环境监测", APPLICANT),
+        RowToMatch(2, "面向中小企业的南京智慧港口环境监测平台", APPLICANT),
+    ]
+
+    short, full = index.match_rows(rows, unit="江苏移动")
+
+    assert (full.method, full.submission_ref) == ("name", "S-2")
+    assert (short.method, short.submission_ref) == ("name", "S-1")
+    assert "S-2 is row 2's" in short.evidence
+
+
+def test_a_form_title_longer_than_the_submission_is_not_taken_for_a_shortening() -> None:
+    index = SubmissionIndex(
+        [Candidate("S-9", "南京智慧港口环境监测", APPLICANT, "江苏移动", "recommended")]
+    )
+
+    decision = match_one(
+        index, RowToMatch(1, "基于边缘计算的南京智慧港口环境监测系统", APPLICANT), unit="江苏移动"
+    )
+
+    assert not any("shortened" in item for item in decision.evidence)

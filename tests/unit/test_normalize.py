@@ -21,6 +21,7 @@ from parsers.normalize import (
     normalize_title,
     normalize_unit,
     normalize_uscc,
+    title_core,
     units_match,
     uscc_is_valid,
 )
@@ -172,3 +173,17 @@ def test_exactly_one_check_character_completes_any_uscc_body(body: str) -> None:
 def test_normalising_text_twice_changes_nothing(value: str) -> None:
     once = normalize_text(value)
     assert normalize_text(once) == once
+
+
+@pytest.mark.parametrize(
+    ("title", "core"),
+    [
+        ("基于边缘计算的智慧港口环境监测系统", "智慧港口环境监测"),
+        ("面向中小企业的数据共享平台（试点）", "数据共享"),
+        ("设备预测性维护解决方案（一期）", "设备预测性维护"),
+        ("智慧港口", "智慧港口"),
+        ("基于AI的系统", "基于ai的系统"),
+    ],
+)
+def test_a_title_core_drops_what_units_leave_out_when_they_shorten(title, core):
+    assert title_core(normalize_title(title)) == core

@@ -319,3 +319,22 @@ def test_damaged_pdf_without_a_visible_seal_is_unknown_rather_than_absent() -> N
 
     assert form.seal == "unknown"
     assert "pdf_irregular" in [problem.code for problem in form.problems]
+
+
+def test_jiangsu_pdf_reads_as_a_whole_form_with_its_case_rows() -> None:
+    form = read_pdf_form(JIANGSU.read_bytes(), JIANGSU.name)
+
+    assert form.reads_as_form is True
+    assert [(case.row, case.applicant, case.ref) for case in form.cases] == [
+        (1, "常州景行通信技术有限公司", "KJCX2025-0003"),
+        (2, "中移(南通)信息技术有限公司", "KJCX2025-0002"),
+        (3, "中移（苏州）信息技术", "KJCX2025-0010"),
+        (4, "中国移动通信集团江苏有限公司常州分公司", "KJCX2025-0013"),
+    ]
+    assert [case.title for case in form.cases] == form.titles
+
+
+def test_a_scan_does_not_read_as_a_form() -> None:
+    form = read_pdf_form(image_pdf(stamp(page_with_black_text(), "#d8232a")), "scan.pdf")
+
+    assert (form.reads_as_form, form.cases) == (False, [])

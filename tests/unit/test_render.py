@@ -298,3 +298,14 @@ def test_no_case_title_can_break_the_html_or_the_subject(title):
     # The title may only ever be text: the markup is the same as with a plain title. (Looking
     # for the raw title in the HTML fails for a title such as "<", which any HTML contains.)
     assert MarkupOutline(mail.html).outline == PLAIN_TITLE_OUTLINE
+
+
+def test_values_from_forms_are_shown_without_stray_spaces_between_chinese_characters():
+    from notifications.contexts import tidy
+
+    assert (
+        tidy("智慧养老多源数据融合质量检测系 统(一期)") == "智慧养老多源数据融合质量检测系统(一期)"
+    )
+    assert tidy("中国移动　浙江 公司") == "中国移动浙江公司"
+    assert tidy("基于 5G 的 AI 平台") == "基于 5G 的 AI 平台"  # spaces next to Latin stay
+    assert tidy(None) is None
