@@ -210,14 +210,19 @@ class HealthSettings(Section):
 
 
 class WebSettings(Section):
-    """The staff workspace: where it listens and the address staff open it at."""
+    """The staff workspace in the browser (`intake web`, or `intake run` when enabled)."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
-    port: int = 8080
-    base_url: str | None = None  # e.g. "https://intake.example.org"; links in mail need it
-    session_secret_file: Path | None = None
-    session_hours: int = 12
+    port: int = Field(default=8080, ge=0, le=65535)
+    base_url: str | None = None  # e.g. https://intake.example.org (used in links in mail)
+    session_secret_file: Path | None = None  # default: <storage.path>/session-secret
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
 
 
 class Settings(BaseSettings):

@@ -32,11 +32,13 @@ submissions_cli = typer.Typer(help="Online-system exports.", no_args_is_help=Tru
 results_cli = typer.Typer(help="Staff decisions (入选 / 未入选).", no_args_is_help=True)
 pair_cli = typer.Typer(help="Manual decisions that win over automatic ones.", no_args_is_help=True)
 templates_cli = typer.Typer(help="Mail templates.", no_args_is_help=True)
+staff_cli = typer.Typer(help="Staff accounts of the workspace.", no_args_is_help=True)
 app_cli.add_typer(db_cli, name="db")
 app_cli.add_typer(submissions_cli, name="submissions")
 app_cli.add_typer(results_cli, name="results")
 app_cli.add_typer(pair_cli, name="pair")
 app_cli.add_typer(templates_cli, name="templates")
+app_cli.add_typer(staff_cli, name="staff")
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -487,14 +489,144 @@ def templates_check() -> None:
 
 @app_cli.command("run")
 def run_command() -> None:
-    """The service: poll, deliver, digest and the import watch folder until stopped."""
+    """The service: poll, deliver, digest and the import watch folder until stopped
+    (and the workspace too, when [web] enabled = true)."""
 
     def body() -> int:
         from service.scheduler import run_service
 
-        return run_service(build_app())
+        application = build_app()
+        if not application.settings.web.enabled:
+            return run_service(application)
+        from service.web.server import WorkspaceServer
+
+        with WorkspaceServer(application) as server:
+            application.log(f"event=workspace_listening url={server.url}")
+            return run_service(application)
 
     raise typer.Exit(run(body))
+
+
+@app_cli.command("web")
+def web_command() -> None:
+    """Serve the staff workspace alone (host and port from [web]) until stopped."""
+
+    def body() -> int:
+        from service.web.server import serve_forever
+
+        return serve_forever(build_app())
+
+    raise typer.Exit(run(body))
+
+
+def _read_password(prompt: str) -> str:
+    """A password from standard input: asked twice on a terminal, else the first line."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass(prompt)
+        if getpass.getpass("again: ") != first:
+            raise ConfigError("the two passwords differ", key="password")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _accounts(action: Callable[[Any, Any], T]) -> T:
+    """Run `action(session, application)` on the database and commit."""
+    from sqlmodel import Session
+
+    application = build_app()
+    with Session(application.engine, expire_on_commit=False) as session:
+        result = action(session, application)
+        session.commit()
+    return result
+
+
+@staff_cli.command("add")
+def staff_add(
+    username: Annotated[str, typer.Argument(help="User name to sign in with.")],
+    name: Annotated[str, typer.Option("--name", help="显示名 shown in the workspace.")] = "",
+    role: Annotated[str, typer.Option("--role", help="staff (decides) or viewer.")] = "staff",
+) -> None:
+    """Create an account; the password is read from standard input (never from argv)."""
+
+    def body() -> None:
+        from service.accounts import add_user
+
+        password = _read_password(f"password for {username}: ")
+        _accounts(
+            lambda session, application: add_user(
+                session, username, password, display_name=name, role=role, now=application.clock()
+            )
+        )
+        err.print(f"staff account {username} ({role}) created")
+
+    run(body)
+
+
+@staff_cli.command("list")
+def staff_list() -> None:
+    """Every account: user name, name, role, state, live tokens."""
+
+    def body() -> None:
+        from service.accounts import list_users
+
+        for user, tokens in _accounts(lambda session, _app: list_users(session)):
+            state = "disabled" if user.disabled else "active"
+            sys.stdout.write(
+                f"{user.username}\t{user.display_name}\t{user.role}\t{state}\ttokens={tokens}\n"
+            )
+
+    run(body)
+
+
+@staff_cli.command("disable")
+def staff_disable(username: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Disable an account: its sessions and tokens stop working at once."""
+
+    def body() -> None:
+        from service.accounts import disable_user
+
+        _accounts(lambda session, app_: disable_user(session, username, now=app_.clock()))
+        err.print(f"staff account {username} disabled")
+
+    run(body)
+
+
+@staff_cli.command("password")
+def staff_password(username: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Set a new password (from standard input); open sessions must sign in again."""
+
+    def body() -> None:
+        from service.accounts import set_password
+
+        password = _read_password(f"new password for {username}: ")
+        _accounts(lambda session, app_: set_password(session, username, password, now=app_.clock()))
+        err.print(f"password of {username} changed")
+
+    run(body)
+
+
+@staff_cli.command("token")
+def staff_token(
+    username: Annotated[str, typer.Argument(help="User name.")],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Revoke all of its tokens.")] = False,
+) -> None:
+    """Print one new bearer token for scripts (stored hashed), or revoke them all."""
+
+    def body() -> None:
+        from service.accounts import new_token, revoke_tokens
+
+        if revoke:
+            count = _accounts(
+                lambda session, app_: revoke_tokens(session, username, now=app_.clock())
+            )
+            err.print(f"{count} token(s) of {username} revoked")
+            return
+        token = _accounts(lambda session, app_: new_token(session, username, now=app_.clock()))
+        sys.stdout.write(token + "\n")
+
+    run(body)
 
 
 @app_cli.command("health")

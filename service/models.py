@@ -277,3 +277,43 @@ class ImportRun(SQLModel, table=True):
     rejected: int = 0
     withdrawn: int = 0
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class StaffUser(SQLModel, table=True):
+    """A person who may sign in to the workspace; staff decide, viewers only look."""
+
+    __tablename__ = "staff_user"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=100, unique=True)
+    display_name: str = Field(default="", sa_column=text_column())
+    role: str = Field(default="staff", max_length=20)  # "staff" | "viewer"
+    password_hash: str = Field(sa_column=text_column())
+    password_changed_at: datetime = Field(sa_column=utc_column(nullable=False))
+    disabled: bool = False
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for scripts; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="staff_user.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class LoginAttempt(SQLModel, table=True):
+    """One attempt to sign in, kept to limit guessing per user name and per address."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        sa.Index("ix_login_attempt_username_at", "username", "at"),
+        sa.Index("ix_login_attempt_address_at", "address", "at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=100)
+    address: str = Field(max_length=100)
+    succeeded: bool = False
+    at: datetime = Field(sa_column=utc_column(nullable=False))

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.support.database",
     "tests.support.intake_process",
     "tests.support.pipeline",
+    "tests.support.workspace",
 ]
 
 
