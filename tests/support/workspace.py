@@ -204,9 +204,12 @@ def fresh_limits(workspace: Workspace) -> Iterator[None]:
     workspace.clock.now += timedelta(minutes=2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (Debian's, from apt) under Playwright."""
+    """Headless Chromium (Debian's, from apt) under Playwright.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while it
+    is open, and the tests after the browser's module run asyncio (the SMTP facade) here."""
     executable = shutil.which("chromium")
     if executable is None:
         missing_service("Chromium", "apt-get install chromium")
