@@ -1,4 +1,4 @@
-"""The `intake` command line: every command of interface.md, one line per error, no tracebacks.
+"""The `intake` command line: every command of the README, one line per error, no tracebacks.
 
 stdout carries only what a command was asked to print (so `intake export --format json | jq`
 works); logs and progress go to stderr. Exit 2 for configuration errors, 1 for failures.

@@ -108,9 +108,12 @@ def run_demo(
         if config_in_effect is not None:
             out.print(f"note: {config_in_effect} is in effect here; the commands below bypass it")
     out.print("\nnext, in this folder:", highlight=False)
+    web = demo_settings(workdir).web
     for arguments, what in (
         ("status", "the summary again"),
         ("export --format json", "the register as JSON"),
         ("export --format xlsx -o register.xlsx", "the register as a workbook"),
+        ("staff add admin < password.txt", "a workspace account (password on standard input)"),
+        ("web", f"the staff workspace at http://{web.host}:{web.port}/"),
     ):
         out.print(f"  {command} {arguments:<40} # {what}", highlight=False, markup=False)
