@@ -319,6 +319,11 @@ class Workspace:
             found = queries.submissions_by_ref(session, refs)
             word = _attachment(session, recommendation.word_attachment_id)
             pdf = _attachment(session, recommendation.pdf_attachment_id)
+            arrivals = {
+                name: message.received_at
+                for name, attachment in (("word", word), ("pdf", pdf))
+                if attachment and (message := session.get(MailMessage, attachment.message_pk))
+            }
         pages = pdfpages.page_count(self.app.archive, pdf.sha256) if pdf else 0
         return self.render(
             request,
@@ -330,6 +335,7 @@ class Workspace:
             submissions=found,
             word=word,
             pdf=pdf,
+            arrivals=arrivals,
             pages=range(1, pages + 1),
         )
 

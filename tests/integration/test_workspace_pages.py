@@ -162,3 +162,17 @@ def test_an_unknown_page_says_so_in_chinese(workspace: Workspace, fresh_limits):
         assert "找不到页面" in client.get("/units/99999").text
         assert client.get("/units/99999").status_code == 404
         assert client.get("/api/nothing").json()["error"] == "not_found"
+
+
+def test_a_unit_page_says_when_each_file_arrived(workspace: Workspace, fresh_limits):
+    register = register_of(workspace.app)
+    recommendation = next(item for item in register["recommendations"] if item["word"])
+    word_mail = next(
+        message
+        for message in register["messages"]
+        if message["message_id"] == recommendation["word"]["message_id"]
+    )
+    arrived = word_mail["received_at"][:16].replace("T", " ")  # the campaign's zone, to the minute
+    with signed_in(workspace) as client:
+        html = client.get(f"/units/{recommendation['id']}").text
+    assert f"{arrived}收到" in html
