@@ -421,32 +421,38 @@ def reprocess_command(
     run(body)
 
 
+BY = Annotated[str, typer.Option("--by", help="Who decides (recorded in the audit trail).")]
+
+
 @pair_cli.command("set")
 def pair_set(
     recommendation: Annotated[int, typer.Option(help="Recommendation id (see export).")],
     row: Annotated[int, typer.Option(help="Row (序号) on the form.")],
     submission: Annotated[str, typer.Option(help="申报编号 to tie the row to.")],
+    by: BY = "命令行",
 ) -> None:
     """Tie a form row to a submission by hand."""
-    run(lambda: _manual(recommendation, kind="row", row=row, submission=submission))
+    run(lambda: _manual(recommendation, kind="row", row=row, submission=submission, by=by))
 
 
 @pair_cli.command("clear")
 def pair_clear(
     recommendation: Annotated[int, typer.Option(help="Recommendation id.")],
     row: Annotated[int, typer.Option(help="Row (序号) on the form.")],
+    by: BY = "命令行",
 ) -> None:
     """Say by hand that a row has no online submission."""
-    run(lambda: _manual(recommendation, kind="row", row=row, submission=None))
+    run(lambda: _manual(recommendation, kind="row", row=row, submission=None, by=by))
 
 
 @pair_cli.command("pdf")
 def pair_pdf(
     recommendation: Annotated[int, typer.Option(help="Recommendation id.")],
     attachment: Annotated[str, typer.Option(help="SHA-256 (or a unique prefix) of the PDF.")],
+    by: BY = "命令行",
 ) -> None:
     """Place a sealed PDF on a recommendation by hand."""
-    run(lambda: _manual(recommendation, kind="pdf", attachment=attachment))
+    run(lambda: _manual(recommendation, kind="pdf", attachment=attachment, by=by))
 
 
 def _manual(
@@ -456,6 +462,7 @@ def _manual(
     row: int | None = None,
     submission: str | None = None,
     attachment: str | None = None,
+    by: str = "命令行",
 ) -> None:
     from service.manual import record_manual_decision
 
@@ -466,6 +473,7 @@ def _manual(
         row=row,
         submission=submission,
         attachment=attachment,
+        by=by,
     )
     out.print(text, highlight=False)
 

@@ -317,3 +317,25 @@ class LoginAttempt(SQLModel, table=True):
     address: str = Field(max_length=100)
     succeeded: bool = False
     at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class Decision(SQLModel, table=True):
+    """One decision staff made on a queue item (workspace, API or CLI): who, when, what,
+    and the state before and after, so that it can be shown and undone."""
+
+    __tablename__ = "decision"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=utc_column(nullable=False))
+    by: str = Field(max_length=200)
+    item_id: str = Field(max_length=500, index=True)
+    kind: str = Field(max_length=30)
+    action: str = Field(max_length=30)
+    concerns: str = Field(default="", sa_column=text_column())  # the item's "where", Chinese
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
+    before: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
+    after: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
+    # the item while this decision stands: unique, so one item is decided once at a time
+    open_item: str | None = Field(default=None, max_length=500, unique=True)
+    manual_decision_id: int | None = None
+    undone_at: datetime | None = Field(default=None, sa_column=utc_column())
+    undone_by: str | None = Field(default=None, max_length=200)

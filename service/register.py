@@ -22,6 +22,7 @@ from service.faults import RETRY_BOUND
 from service.models import (
     Attachment,
     CaseRow,
+    Decision,
     Message,
     Outbox,
     PollCursor,
@@ -331,6 +332,21 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             for row in sorted(session.exec(select(Suppression)).all(), key=lambda row: row.address)
         ],
         "outages": outages(messages, settings),
+        "decisions": [
+            {
+                "id": row.id,
+                "at": iso(row.at, settings),
+                "by": row.by,
+                "kind": row.kind,
+                "action": row.action,
+                "target": row.item_id,
+                "params": row.params,
+                "concerns": row.concerns,
+                "undone_at": iso(row.undone_at, settings),
+                "undone_by": row.undone_by,
+            }
+            for row in session.exec(select(Decision).order_by(col(Decision.id))).all()
+        ],
         "mailboxes": [
             {
                 "account": cursor.account,

@@ -8,7 +8,7 @@ Status, the digest, the workbook and the workspace all read this one list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +75,98 @@ def todo_items(register: dict[str, Any]) -> list[TodoItem]:
     items.extend(_pdf_items(register))
     items.extend(_recommendation_items(register))
     items.extend(_mail_items(register))
-    return items
+    closed = {
+        entry["target"]
+        for entry in register.get("decisions", [])
+        if entry.get("undone_at") is None and (entry["kind"], entry["action"]) in CLOSING
+    }
+    return [
+        replace(item, actions=item_actions(item, register))
+        for item in items
+        if item.id not in closed
+    ]
+
+
+ACTION_LABELS: dict[tuple[str, str], str] = {
+    ("ambiguous_row", "choose"): "确认对应这一项在线申报",
+    ("ambiguous_row", "none"): "没有对应的在线申报",
+    ("unplaced_pdf", "place"): "放入所选的推荐表",
+    ("unplaced_pdf", "not_a_form"): "这不是推荐表",
+    ("late", "accept"): "受理",
+    ("late", "reject"): "不予受理",
+    ("needs_attention", "reprocess"): "重新处理",
+    ("needs_attention", "handled"): "已人工处理",
+    ("needs_reply", "replied"): "已回复",
+    ("seal_unconfirmed", "seal_present"): "已盖公章",
+    ("seal_unconfirmed", "seal_absent"): "未盖公章",
+    ("failed_mail", "retry"): "重新发送",
+    ("failed_mail", "drop"): "不再发送",
+}
+"""Every action staff can take on a queue item, by (kind, action), with its Chinese label."""
+
+CLOSING = {
+    ("unplaced_pdf", "not_a_form"),
+    ("late", "accept"),
+    ("late", "reject"),
+    ("needs_attention", "handled"),
+    ("needs_reply", "replied"),
+    ("seal_unconfirmed", "seal_present"),
+    ("seal_unconfirmed", "seal_absent"),
+    ("failed_mail", "drop"),
+}
+"""Decisions that take their item off the queue by themselves (the others change the data
+the item comes from: a row tied, a PDF placed, a mail queued again, a message re-read)."""
+
+NOTE = {"name": "note", "label": "说明", "type": "text", "required": True}
+
+
+def item_actions(item: TodoItem, register: dict[str, Any]) -> list[dict[str, Any]]:
+    """The actions on `item` as `/api/todo` publishes them: `{name, label, params}`."""
+    actions = []
+    for (kind, name), label in ACTION_LABELS.items():
+        if kind != item.kind:
+            continue
+        params: list[dict[str, Any]] = []
+        if name == "choose":
+            params.append(
+                {
+                    "name": "submission_ref",
+                    "label": "在线申报",
+                    "type": "choice",
+                    "required": True,
+                    "choices": [
+                        {
+                            "value": candidate["ref"],
+                            "label": f"{candidate['ref']}「{candidate.get('title') or ''}」"
+                            f"{candidate.get('applicant') or ''}",
+                        }
+                        for candidate in item.details.get("candidates", [])
+                    ],
+                }
+            )
+        elif name == "place":
+            params.append(
+                {
+                    "name": "recommendation_id",
+                    "label": "推荐表",
+                    "type": "choice",
+                    "required": True,
+                    "choices": [
+                        {
+                            "value": row["id"],
+                            "label": f"{row['unit']}（第{row['version']}版"
+                            + ("，已有盖章PDF" if row["pdf"] else "")
+                            + "）",
+                        }
+                        for row in register["recommendations"]
+                        if row["current"]
+                    ],
+                }
+            )
+        elif name in ("handled", "replied"):
+            params.append(dict(NOTE))
+        actions.append({"name": name, "label": label, "params": params})
+    return actions
 
 
 def todo_json(item: TodoItem) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from service.bootstrap import App
 from service.models import (
     Attachment,
     CaseRow,
+    Decision,
     ImportRun,
     ManualDecision,
     Message,
@@ -100,6 +101,8 @@ def _fingerprint_query() -> sa.Select[Any]:
         outbox_with("failed"),
         outbox_with("suppressed"),
         scalar(count(), ManualDecision),
+        scalar(count(), Decision),
+        scalar(count(col(Decision.undone_at)), Decision),
         scalar(sa.func.max(ImportRun.id), ImportRun),
         scalar(count(), Suppression),
         scalar(sa.func.max(PollCursor.last_poll_at), PollCursor),
