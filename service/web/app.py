@@ -12,11 +12,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from html import unescape
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader
 from sqlmodel import Session, col, select
@@ -33,12 +34,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from config.errors import IntakeError
 from parsers.mail import parse_message
 from parsers.model import Problem
-from service import accounts
+from service import accounts, decisions
 from service.accounts import Staff
 from service.bootstrap import App
 from service.models import Attachment, CaseRow, Outbox, Recommendation
 from service.models import Message as MailMessage
-from service.todo import todo_items, todo_json
+from service.todo import ACTION_LABELS, KIND_LABELS, todo_items, todo_json
 from service.web import charts, pdfpages, queries, texts
 from service.web.security import (
     CSRF_FIELD,
@@ -290,9 +291,97 @@ class Workspace:
         """The queue of what needs a person, computed once per version of the register."""
         return self.register.derived("todo", todo_items)
 
-    def todo(self, request: Request, staff: Staff) -> Response:
-        """待处理: everything that needs a person (read-only for now)."""
-        return self.render(request, "todo.html", staff, items=self.todo_list())
+    def todo(
+        self, request: Request, staff: Staff, *, error: str = "", status_code: int = 200
+    ) -> Response:
+        """待处理: everything that needs a person, each with its actions as small forms."""
+        register = self.register.get()
+        done = None
+        done_id = request.query_params.get("done", "")
+        if done_id.isdigit():
+            done = next(
+                (entry for entry in register["decisions"] if entry["id"] == int(done_id)), None
+            )
+        return self.render(
+            request,
+            "todo.html",
+            staff,
+            status_code=status_code,
+            items=self.todo_list(),
+            can_decide=staff.can_decide,
+            done=audit_entry(done, self.zone) if done else None,
+            error=error,
+            mailtos=self.register.derived("mailtos", reply_links),
+        )
+
+    async def todo_decide(self, request: Request) -> Response:
+        """POST from 待处理: one action on one item (CSRF checked), then back to the list."""
+        form = await request.form()
+        staff = await run_in_threadpool(self.staff_of, request)
+        if staff is None:
+            return RedirectResponse("/login?next=/todo", status_code=303)
+        if not tokens_equal(form.get(CSRF_FIELD), getattr(request.state, "csrf", "")):
+            return self.forbidden(request)
+        if not staff.can_decide:
+            return self.render(
+                request, "error.html", staff, status_code=403, title="无法提交", text=READ_ONLY
+            )
+        item_id = request.path_params["item_id"]
+        params = {
+            key: str(value) for key, value in form.items() if key not in (CSRF_FIELD, "action")
+        }
+        try:
+            state = await run_in_threadpool(
+                decisions.decide,
+                self.app,
+                item_id,
+                str(form.get("action") or ""),
+                params,
+                by=who(staff),
+            )
+        except decisions.DecisionRefusedError as refused:
+            return await run_in_threadpool(
+                partial(self.todo, error=refused.text, status_code=refused.status),
+                request,
+                staff,
+            )
+        last = state["decisions"][-1]["id"]
+        return RedirectResponse(f"/todo?done={last}", status_code=303)
+
+    async def api_decide(self, request: Request) -> Response:
+        """`POST /api/todo/{id}` with `{"action": NAME, ...params}`: the item's new state."""
+        staff = await run_in_threadpool(self.staff_of, request)
+        if staff is None:
+            return JSONResponse(
+                {"error": "unauthorized", "message": "请先登录，或提供有效的访问令牌。"},
+                status_code=401,
+                headers={"www-authenticate": 'Bearer realm="intake"'},
+            )
+        if not staff.can_decide:
+            return JSONResponse({"error": "forbidden", "message": READ_ONLY}, status_code=403)
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            # a form posted from another site cannot send JSON: this keeps cookies safe
+            return JSONResponse({"error": "invalid", "message": NOT_JSON}, status_code=415)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+            return JSONResponse({"error": "invalid", "message": NOT_JSON}, status_code=422)
+        params = {key: value for key, value in body.items() if key != "action"}
+        try:
+            state = await run_in_threadpool(
+                decisions.decide,
+                self.app,
+                request.path_params["item_id"],
+                body["action"],
+                params,
+                by=who(staff),
+            )
+        except decisions.DecisionRefusedError as refused:
+            error = "conflict" if refused.status == 409 else "invalid"
+            return JSONResponse({"error": error, "message": refused.text}, refused.status)
+        return JSONResponse(state)
 
     def units(self, request: Request, staff: Staff) -> Response:
         """推荐单位: every unit's current form, incomplete first."""
@@ -496,9 +585,48 @@ class Workspace:
             raise HTTPException(404)
         return self.render(request, "outbox_item.html", staff, mail=mail)
 
-    def audit(self, request: Request, staff: Staff) -> Response:
-        """操作记录: who decided what and when (filled once staff decide in the workspace)."""
-        return self.render(request, "audit.html", staff, entries=[])
+    def audit(
+        self, request: Request, staff: Staff, *, error: str = "", status_code: int = 200
+    ) -> Response:
+        """操作记录: who decided what and when, newest first, each with its undo."""
+        entries = [
+            audit_entry(entry, self.zone) for entry in reversed(self.register.get()["decisions"])
+        ]
+        undone_id = request.query_params.get("undone", "")
+        undone = next((entry for entry in entries if str(entry["id"]) == undone_id), None)
+        return self.render(
+            request,
+            "audit.html",
+            staff,
+            status_code=status_code,
+            entries=entries,
+            undone=undone,
+            error=error,
+            can_decide=staff.can_decide,
+        )
+
+    async def audit_undo(self, request: Request) -> Response:
+        """POST from 操作记录: undo one decision (CSRF checked)."""
+        form = await request.form()
+        staff = await run_in_threadpool(self.staff_of, request)
+        if staff is None:
+            return RedirectResponse("/login?next=/audit", status_code=303)
+        if not tokens_equal(form.get(CSRF_FIELD), getattr(request.state, "csrf", "")):
+            return self.forbidden(request)
+        if not staff.can_decide:
+            return self.render(
+                request, "error.html", staff, status_code=403, title="无法提交", text=READ_ONLY
+            )
+        decision_id = int(request.path_params["decision_id"])
+        try:
+            await run_in_threadpool(decisions.undo, self.app, decision_id, by=who(staff))
+        except decisions.DecisionRefusedError as refused:
+            return await run_in_threadpool(
+                partial(self.audit, error=refused.text, status_code=refused.status),
+                request,
+                staff,
+            )
+        return RedirectResponse(f"/audit?undone={decision_id}", status_code=303)
 
     def status(self, request: Request, staff: Staff) -> Response:
         """运行状态: last poll per mailbox, mailbox errors, outbox counts, recent imports."""
@@ -582,6 +710,41 @@ def overview_facts(register: dict[str, Any]) -> dict[str, Any]:
 
 
 NOT_FOUND = "您要找的内容不存在，可能已被更新。请从上方导航重新进入。"
+READ_ONLY = "只读账号只能查看，不能做决定。"
+NOT_JSON = "请求格式不正确：请以JSON格式提交，并写明要做的操作。"
+
+
+def who(staff: Staff) -> str:
+    """The name a decision is recorded under."""
+    return staff.display_name or staff.username
+
+
+def audit_entry(entry: dict[str, Any], zone: Any) -> dict[str, Any]:
+    """A register `decisions[]` entry as 操作记录 shows it, in Chinese."""
+    choice = entry["params"].get("submission_ref") or ""
+    return {
+        **entry,
+        "label": ACTION_LABELS.get((entry["kind"], entry["action"]), "其他"),
+        "kind_label": KIND_LABELS.get(entry["kind"], "其他"),
+        "choice": choice,
+        "at_text": texts.when(datetime.fromisoformat(entry["at"]), zone),
+        "undone_text": texts.when(datetime.fromisoformat(entry["undone_at"]), zone)
+        if entry.get("undone_at")
+        else "",
+    }
+
+
+def reply_links(register: dict[str, Any]) -> dict[str, str]:
+    """For each `needs_reply` item: a `mailto:` link to answer from one's own mail client."""
+    links: dict[str, str] = {}
+    by_id = {message["id"]: message for message in register["messages"]}
+    for item in todo_items(register):
+        message = by_id.get(item.details.get("message_id"))
+        if item.kind != "needs_reply" or message is None or not message["sender"]:
+            continue
+        subject = message["subject"] or ""
+        links[item.id] = f"mailto:{message['sender']}?subject={quote('回复：' + subject)}"
+    return links
 
 
 def _attachment(session: Session, attachment_id: int | None) -> Attachment | None:
@@ -623,6 +786,7 @@ def create_app(app: App) -> Starlette:
     routes = [
         Route("/", page(workspace.overview)),
         Route("/todo", page(workspace.todo)),
+        Route("/todo/{item_id:path}", workspace.todo_decide, methods=["POST"]),
         Route("/units", page(workspace.units)),
         Route("/units/{recommendation_id:int}", page(workspace.unit)),
         Route(
@@ -640,12 +804,14 @@ def create_app(app: App) -> Starlette:
         Route("/outbox", page(workspace.outbox)),
         Route("/outbox/{outbox_id:int}", page(workspace.outbox_item)),
         Route("/audit", page(workspace.audit)),
+        Route("/audit/{decision_id:int}/undo", workspace.audit_undo, methods=["POST"]),
         Route("/status", page(workspace.status)),
         Route("/login", workspace.login, methods=["GET", "POST"]),
         Route("/logout", workspace.logout, methods=["POST"]),
         Route("/healthz", workspace.healthz),
         Route("/api/register", api(workspace.api_register)),
         Route("/api/todo", api(workspace.api_todo)),
+        Route("/api/todo/{item_id:path}", workspace.api_decide, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     application = Starlette(routes=routes, exception_handlers={404: workspace.not_found})
