@@ -264,6 +264,55 @@ def test_the_todo_page_decides_with_a_form_and_says_so(desk: Workspace):
     ]
 
 
+def signed_in_tab(browser: Any, desk: Workspace) -> tuple[Any, Any]:
+    desk.clock.now += timedelta(minutes=1)
+    context = browser.new_context(base_url=desk.url)
+    tab = context.new_page()
+    tab.goto("/login")
+    tab.fill("input[name=username]", USERNAME)
+    tab.fill("input[name=password]", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(f"{desk.url}/")
+    return context, tab
+
+
+def test_in_the_browser_one_click_resolves_an_ambiguous_row_and_a_second_tab_is_told(
+    browser: Any, desk: Workspace
+):
+    register = register_of(desk.app)
+    with signed_in(desk) as client:
+        row = open_items(client, "ambiguous_row")[0]
+    ref = row["candidates"][-1]["ref"]
+    first, tab = signed_in_tab(browser, desk)
+    second, other = signed_in_tab(browser, desk)
+    try:
+        for page in (tab, other):
+            page.goto("/todo")
+        item = f'li[id="todo-{row["id"]}"]'
+        tab.select_option(f"{item} select[name=submission_ref]", ref)
+        tab.click(f"{item} form:has(input[value=choose]) button")
+        tab.wait_for_url(re.compile(r"/todo\?done=\d+"))
+        notice = tab.locator("p.notice").inner_text()
+        assert "已记录：确认对应这一项在线申报" in notice
+        assert_reads_chinese(notice, where="待处理")
+        assert tab.locator(item).count() == 0
+
+        with other.expect_navigation():
+            other.click(f"{item} form:has(input[value=choose]) button")
+        alert = other.locator("p.error").inner_text()
+        assert "已经有人处理过了" in alert
+        assert_reads_chinese(alert, where="待处理/409")
+    finally:
+        first.close()
+        second.close()
+    after = register_of(desk.app)
+    unit = next(u for u in after["recommendations"] if u["id"] == row["recommendation_id"])
+    case = next(case for case in unit["cases"] if case["row"] == row["row"])
+    assert (case["match"], case["submission_ref"]) == ("manual", ref)
+    chosen = [entry for entry in after["decisions"] if entry["target"] == row["id"]]
+    assert len(chosen) == len([e for e in register["decisions"] if e["target"] == row["id"]]) + 1
+
+
 def test_each_kind_is_decided_through_the_api_and_the_register_says_so(desk: Workspace):
     with signed_in(desk) as client:
         for kind, action, params in [
@@ -272,7 +321,6 @@ def test_each_kind_is_decided_through_the_api_and_the_register_says_so(desk: Wor
             ("needs_reply", "replied", {"note": "已用邮件回复"}),
             ("seal_unconfirmed", "seal_present", {}),
             ("failed_mail", "retry", {}),
-            ("ambiguous_row", "none", {}),
         ]:
             items = open_items(client, kind)
             if not items:
