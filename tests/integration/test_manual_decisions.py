@@ -183,3 +183,82 @@ def test_a_decision_on_a_superseded_version_points_staff_to_the_current_one(
 
     with pytest.raises(DecisionError, match=f"version 2 \\(#{current['id']}\\)"):
         record_manual_decision(app, old, kind="row", row=1, submission="B001")
+
+
+def ambiguous_item(app: App) -> dict[str, Any]:
+    from service.todo import todo_items, todo_json
+
+    (item,) = [
+        todo_json(item) for item in todo_items(register_of(app)) if item.kind == "ambiguous_row"
+    ]
+    return item
+
+
+def ambiguous_item_or_none(app: App) -> dict[str, Any] | None:
+    from service.todo import todo_items
+
+    found = [item for item in todo_items(register_of(app)) if item.kind == "ambiguous_row"]
+    return {"id": found[0].id} if found else None
+
+
+def test_a_choice_made_in_the_workspace_survives_reprocessing_and_its_undo_withdraws_its_mail(
+    app: App, drop: MailDrop
+):
+    from service.decisions import decide, undo
+
+    send_form(app, drop)
+    before = {key: value for key, value in register_of(app).items() if key != "decisions"}
+    item = ambiguous_item(app)
+
+    state = decide(app, item["id"], "choose", {"submission_ref": "B002"}, by="王老师")
+
+    assert state["open"] is False
+    assert rows(app) == [("manual", "B002"), ("name", "A001")]
+    receipts = [row for row in register_of(app)["outbox"] if row["kind"] == "applicant_receipt"]
+    assert [row["submission_ref"] for row in receipts] == ["A001", "B002"]
+    (entry,) = register_of(app)["decisions"]
+    assert (entry["by"], entry["action"], entry["target"]) == ("王老师", "choose", item["id"])
+
+    said = undo(app, entry["id"], by="王老师")
+
+    assert "已经发出的邮件不会因撤销而收回" in said and "1封邮件已取消" in said
+    after = register_of(app)
+    assert {key: value for key, value in after.items() if key != "decisions"} == before
+    assert after["decisions"][0]["undone_by"] == "王老师"
+
+    decide(app, item["id"], "choose", {"submission_ref": "B002"}, by="李老师")
+    rebuild_all(app)
+    assert rows(app) == [("manual", "B002"), ("name", "A001")]
+    assert ambiguous_item_or_none(app) is None
+
+
+def test_two_staff_choosing_at_once_one_wins_and_nothing_is_applied_twice(app: App, drop: MailDrop):
+    import threading
+
+    from service.decisions import DecisionRefusedError, decide
+
+    send_form(app, drop)
+    item = ambiguous_item(app)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def choose(ref: str) -> None:
+        start.wait()
+        try:
+            decide(app, item["id"], "choose", {"submission_ref": ref}, by=ref)
+            outcomes.append("decided")
+        except DecisionRefusedError as refused:
+            outcomes.append(str(refused.status))
+
+    threads = [threading.Thread(target=choose, args=(ref,)) for ref in ("B001", "B002")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["409", "decided"]
+    register = register_of(app)
+    assert len(register["decisions"]) == 1
+    assert rows(app)[0] == ("manual", register["decisions"][0]["by"])
+    receipts = [row for row in register["outbox"] if row["kind"] == "applicant_receipt"]
+    assert len(receipts) == 2
