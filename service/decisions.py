@@ -45,6 +45,8 @@ NOTE_MISSING = "请填写说明：做了什么、为什么。"
 NOTE_LONG = "说明太长了，请控制在两千字以内。"
 SENT_STAYS_SENT = "已经发出的邮件不会因撤销而收回。"
 NOT_UNDOABLE = {"reprocess": "重新处理无法撤销：来信已按最新规则重新读取。"}
+UNSENT = ("pending", "suppressed")
+"""Outbox states of a mail that has not gone: undo withdraws such mail queued by a decision."""
 REPEATABLE = {"reprocess", "retry"}
 """Actions whose item may come back later (a message re-read, a mail failing again): they
 do not hold the item, so a later decision of it is possible."""
@@ -92,6 +94,7 @@ def decide(
     Raises ItemGoneError when the item is not open (any more), BadDecisionError for an action or a
     parameter that does not fit it.
     """
+    by = by.strip()[:200] or "未署名"
     with Session(app.engine, expire_on_commit=False) as session:
         _lock(session)
         register = build_register(session, app.settings)
@@ -148,6 +151,7 @@ def item_state(app: App, item_id: str) -> dict[str, Any]:
 def undo(app: App, decision_id: int, *, by: str) -> str:
     """Undo decision `decision_id`, restoring the state before it; returns a Chinese
     sentence saying what was done (mail already sent stays sent)."""
+    by = by.strip()[:200] or "未署名"
     with Session(app.engine) as session:
         _lock(session)
         row = session.get(Decision, decision_id)
@@ -169,7 +173,7 @@ def undo(app: App, decision_id: int, *, by: str) -> str:
         withdrawn = 0
         for outbox_id in row.after.get("outbox", []):
             mail = session.get(Outbox, outbox_id)
-            if mail is not None and mail.status == "pending" and mail.sent_at is None:
+            if mail is not None and mail.status in UNSENT and mail.sent_at is None:
                 session.delete(mail)
                 withdrawn += 1
         session.flush()
@@ -200,6 +204,7 @@ def pair_by_hand(
     by: str,
 ) -> str:
     """`intake pair set/clear/pdf`: a row or PDF decision by recommendation id, audited."""
+    by = by.strip()[:200] or "命令行"
     with Session(app.engine) as session:
         _lock(session)
         before: dict[str, Any] = {}

@@ -349,6 +349,26 @@ def test_each_kind_is_decided_through_the_api_and_the_register_says_so(desk: Wor
     }
 
 
+def test_undoing_a_closing_decision_puts_the_item_back_on_the_queue(desk: Workspace):
+    with signed_in(desk) as client:
+        decided = [
+            entry
+            for entry in client.get("/api/register").json()["decisions"]
+            if entry["action"] == "seal_present" and not entry["undone_at"]
+        ]
+        assert decided, "the seal was confirmed earlier in this module"
+        target = decided[0]["target"]
+        assert target not in [item["id"] for item in open_items(client)]
+        audit = client.get("/audit").text
+        assert "已盖公章" in audit
+        answer = client.post(f"/audit/{decided[0]['id']}/undo", data={"csrf_token": csrf_of(audit)})
+        assert answer.status_code == 303
+        assert target in [item["id"] for item in open_items(client)]
+        twice = client.post(f"/audit/{decided[0]['id']}/undo", data={"csrf_token": csrf_of(audit)})
+        assert twice.status_code == 409
+        assert "已经撤销过了" in notice_of(twice.text)
+
+
 def test_intake_pair_records_who_decided(desk: Workspace):
     register = register_of(desk.app)
     unit = next(
