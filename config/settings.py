@@ -225,6 +225,12 @@ class WebSettings(Section):
         return value.rstrip("/") if value else None
 
 
+class RemindersSettings(Section):
+    """Reminders staff send to units whose recommendation is incomplete."""
+
+    min_days: float = Field(default=3, ge=0)  # at most one reminder per unit in this many days
+
+
 class Settings(BaseSettings):
     """Everything intake can be told; built once by `load_settings` and passed down."""
 
@@ -242,6 +248,7 @@ class Settings(BaseSettings):
     submissions: SubmissionsSettings = SubmissionsSettings()
     health: HealthSettings = HealthSettings()
     web: WebSettings = WebSettings()
+    reminders: RemindersSettings = RemindersSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Literal, TypeAlias
 
-MailKind = Literal["unit_receipt", "applicant_receipt", "result", "digest"]
+MailKind = Literal["unit_receipt", "applicant_receipt", "result", "digest", "reminder"]
 ReceiptMessageKind = Literal["recommendation", "other", "large_attachment_link"]
 AttachmentKind = Literal["form_word", "form_pdf", "other"]
 Seal = Literal["present", "absent", "unknown"]
@@ -20,7 +20,13 @@ MatchKind = Literal["ref", "name", "manual", "ambiguous", "none"]
 ApplicantEvent = Literal["found", "complete"]
 Result = Literal["selected", "not_selected"]
 
-MAIL_KINDS: tuple[MailKind, ...] = ("unit_receipt", "applicant_receipt", "result", "digest")
+MAIL_KINDS: tuple[MailKind, ...] = (
+    "unit_receipt",
+    "applicant_receipt",
+    "result",
+    "digest",
+    "reminder",
+)
 
 ATTACHMENT_KIND_LABELS: dict[str, str] = {
     "form_word": "推荐表(Word)",
@@ -102,6 +108,7 @@ OUTBOX_KIND_LABELS: dict[str, str] = {
     "applicant_receipt": "申报单位回执",
     "result": "结果通知",
     "digest": "每日汇总",
+    "reminder": "催办提醒",
 }
 RECOMMENDATION_STATE_LABELS: dict[str, str] = {"complete": "材料齐全", "incomplete": "材料未齐"}
 
@@ -185,6 +192,29 @@ class UnitReceipt:
     recommendation_complete: bool = False
     version: int = 1
     supersedes_earlier: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class MissingCase:
+    """A form row whose applicant has not submitted online yet."""
+
+    row: int
+    title: str
+    applicant: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitReminder:
+    """Staff's reminder to a recommending unit of what its recommendation still lacks."""
+
+    campaign_name: str
+    deadline: datetime
+    unit: str
+    contact_name: str | None
+    version: int = 1
+    missing_word: bool = False
+    missing_pdf: bool = False
+    cases: list[MissingCase] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -334,13 +364,14 @@ class Digest:
     outages: list[OutageLine] = field(default_factory=list)
 
 
-MailContext: TypeAlias = UnitReceipt | ApplicantReceipt | ResultNotice | Digest
+MailContext: TypeAlias = UnitReceipt | ApplicantReceipt | ResultNotice | Digest | UnitReminder
 
 CONTEXT_KINDS: dict[type[MailContext], MailKind] = {
     UnitReceipt: "unit_receipt",
     ApplicantReceipt: "applicant_receipt",
     ResultNotice: "result",
     Digest: "digest",
+    UnitReminder: "reminder",
 }
 
 
@@ -356,6 +387,19 @@ _SAMPLE_DEADLINE = datetime(2025, 7, 31, 23, 59, 59, tzinfo=_SHANGHAI)
 
 def sample_context(kind: MailKind) -> MailContext:
     """Realistic sample data for one mail kind: for previews and `Renderer.check()`."""
+    if kind == "reminder":
+        return UnitReminder(
+            campaign_name=_SAMPLE_CAMPAIGN,
+            deadline=_SAMPLE_DEADLINE,
+            unit="中国移动通信集团浙江有限公司",
+            contact_name="王磊",
+            missing_pdf=True,
+            cases=[
+                MissingCase(
+                    row=2, title="工业互联网标识解析赋能纺织产业链", applicant="浙江某纺织集团"
+                )
+            ],
+        )
     if kind == "unit_receipt":
         return UnitReceipt(
             campaign_name=_SAMPLE_CAMPAIGN,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,9 +34,10 @@ from service.models import (
     Recommendation,
     Submission,
 )
+from service.outbox import queue_reminder
 from service.reconcile import reconcile
 from service.register import build_register
-from service.todo import ACTION_LABELS, TodoItem, todo_items, todo_json
+from service.todo import ACTION_LABELS, TodoItem, todo_items, todo_json, unit_of_target
 
 GONE = "这一项已经有人处理过了，或已不在待处理中。请刷新页面查看最新情况。"
 NO_SUCH_ACTION = "这一项没有这个操作。请从页面上列出的操作中选择。"
@@ -47,7 +48,7 @@ SENT_STAYS_SENT = "已经发出的邮件不会因撤销而收回。"
 NOT_UNDOABLE = {"reprocess": "重新处理无法撤销：来信已按最新规则重新读取。"}
 UNSENT = ("pending", "suppressed")
 """Outbox states of a mail that has not gone: undo withdraws such mail queued by a decision."""
-REPEATABLE = {"reprocess", "retry"}
+REPEATABLE = {"reprocess", "retry", "remind"}
 """Actions whose item may come back later (a message re-read, a mail failing again): they
 do not hold the item, so a later decision of it is possible."""
 
@@ -64,6 +65,12 @@ class DecisionRefusedError(IntakeError, ValueError):
 
 class ItemGoneError(DecisionRefusedError):
     """The item is no longer open: someone else decided it first (HTTP 409)."""
+
+    status = 409
+
+
+class TooSoonError(DecisionRefusedError):
+    """A reminder sooner than `reminders.min_days` after the unit's last one (HTTP 409)."""
 
     status = 409
 
@@ -321,6 +328,33 @@ def retry(app: App, session: Session, item: TodoItem, params: dict[str, Any]) ->
     return Outcome(before=before, after=_mail_state(mail))
 
 
+def remind(app: App, session: Session, item: TodoItem, params: dict[str, Any]) -> Outcome:
+    """`missing_word` / `missing_pdf` / `no_submission` → `remind`: queue a reminder to the
+    unit of what its recommendation lacks; once every `reminders.min_days` days per unit."""
+    unit = unit_of_target(item.id)
+    recommendation = session.get(Recommendation, item.details["recommendation_id"])
+    if unit is None or recommendation is None:
+        raise ItemGoneError(GONE)
+    now = app.clock()
+    window = timedelta(days=app.settings.reminders.min_days)
+    earlier = session.exec(
+        select(Decision)
+        .where(col(Decision.action) == "remind", col(Decision.undone_at).is_(None))
+        .order_by(col(Decision.at).desc())
+    ).all()
+    last = next((row for row in earlier if unit_of_target(row.item_id) == unit), None)
+    if last is not None and _aware(now) - _aware(last.at) < window:
+        day = _aware(last.at).astimezone(app.settings.campaign.zone).strftime("%Y年%m月%d日")
+        raise TooSoonError(
+            f"已于{day}向该单位发送过催办提醒。"
+            f"每{app.settings.reminders.min_days:g}天最多提醒一次，请稍后再发。"
+        )
+    mail = queue_reminder(app, session, recommendation)
+    if mail is None:
+        raise BadDecisionError("无法向该单位发送提醒：没有可用的联系邮箱。")
+    return Outcome(before={}, after={"reminder_to": mail.recipient})
+
+
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("ambiguous_row", "choose"): choose,
     ("ambiguous_row", "none"): no_submission,
@@ -335,6 +369,9 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("seal_unconfirmed", "seal_absent"): closing,
     ("failed_mail", "retry"): retry,
     ("failed_mail", "drop"): closing,
+    ("missing_word", "remind"): remind,
+    ("missing_pdf", "remind"): remind,
+    ("no_submission", "remind"): remind,
 }
 
 
@@ -400,6 +437,11 @@ UNDO: dict[str, Callable[[App, Session, Decision], None]] = {
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite hands them back naive)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _lock(session: Session) -> None:

@@ -41,10 +41,12 @@ from notifications.contexts import (
     MailContext,
     MailKind,
     MatchKind,
+    MissingCase,
     ReceiptMessageKind,
     ReceivedFile,
     Seal,
     UnitReceipt,
+    UnitReminder,
     kind_of,
     tidy,
 )
@@ -253,6 +255,74 @@ def queue_unit_receipt(
         in_reply_to=message.message_id,
         references=references[-10:],
         message_pk=message.id,
+        status=status,
+        reason=reason,
+        known_new=True,
+        recipients_checked=True,
+    )
+
+
+def queue_reminder(app: App, session: Session, recommendation: Recommendation) -> Outbox | None:
+    """Queue staff's reminder to a unit of what its recommendation still lacks: to the form's
+    contact email, else the sender, threaded on the unit's latest message. Once a day at most
+    (the key carries the date); caps, bounces and no-reply addresses as for receipts."""
+    address = _bare(recommendation.contact_email or "") or _bare(recommendation.sender)
+    if not address or is_no_reply_address(address):
+        return None
+    now = app.clock()
+    key = f"reminder:{recommendation.unit_key}:{now.date().isoformat()}:{address}"
+    if _already_queued(session, key):
+        return None
+    rows = session.exec(
+        select(CaseRow)
+        .where(col(CaseRow.recommendation_id) == recommendation.id)
+        .order_by(col(CaseRow.row))
+    ).all()
+    context = UnitReminder(
+        campaign_name=app.settings.campaign.name,
+        deadline=app.settings.campaign.deadline,
+        unit=recommendation.unit,
+        contact_name=recommendation.contact_name,
+        version=recommendation.version,
+        missing_word=recommendation.word_attachment_id is None,
+        missing_pdf=recommendation.pdf_attachment_id is None,
+        cases=[
+            MissingCase(row=row.row, title=row.title, applicant=row.applicant)
+            for row in rows
+            if row.match == "none" and row.submission_ref is None
+        ],
+    )
+    latest = (
+        session.exec(
+            select(Message)
+            .where(col(Message.sender) == recommendation.sender)
+            .order_by(col(Message.received_at).desc())
+        ).first()
+        if recommendation.sender
+        else None
+    )
+    references: list[str] = []
+    if latest is not None:
+        references = [*latest.references]
+        if latest.message_id and latest.message_id not in references:
+            references.append(latest.message_id)
+    status, reason = "pending", None
+    sent_today, bounced = _receipts_today(session, address, now)
+    if sent_today >= app.settings.smtp.per_recipient_daily_cap:
+        status = "suppressed"
+        cap = app.settings.smtp.per_recipient_daily_cap
+        reason = f"more than {cap} mails to this address today"
+    elif bounced:
+        status, reason = "suppressed", "address suppressed after a bounce"
+    return queue_mail(
+        app,
+        session,
+        key=key,
+        context=context,
+        to=[address],
+        in_reply_to=latest.message_id if latest is not None else None,
+        references=references[-10:],
+        message_pk=latest.id if latest is not None else None,
         status=status,
         reason=reason,
         known_new=True,

@@ -80,11 +80,51 @@ def todo_items(register: dict[str, Any]) -> list[TodoItem]:
         for entry in register.get("decisions", [])
         if entry.get("undone_at") is None and (entry["kind"], entry["action"]) in CLOSING
     }
+    reminded = last_reminders(register)
     return [
-        replace(item, actions=item_actions(item, register))
+        replace(
+            _with_last_reminder(item, reminded.get(unit_of_target(item.id) or "")),
+            actions=item_actions(item, register),
+        )
         for item in items
         if item.id not in closed
     ]
+
+
+REMINDABLE = ("missing_word", "missing_pdf", "no_submission")
+"""Item kinds whose unit staff can remind (`remind`) of what is missing."""
+
+
+def unit_of_target(item_id: str) -> str | None:
+    """The unit key of a remindable item's id (`missing_pdf:<unit>:v2` → `<unit>`), else None."""
+    kind, _, rest = item_id.partition(":")
+    if kind not in REMINDABLE:
+        return None
+    if kind == "no_submission":
+        rest = rest.rpartition(":")[0]
+    return rest.rpartition(":v")[0] or None
+
+
+def last_reminders(register: dict[str, Any]) -> dict[str, str]:
+    """When each unit (by key) was last sent a reminder that was not undone (ISO time)."""
+    last: dict[str, str] = {}
+    for entry in register.get("decisions", []):
+        if entry["action"] != "remind" or entry.get("undone_at") is not None:
+            continue
+        unit = unit_of_target(entry["target"])
+        if unit is not None:
+            last[unit] = max(last.get(unit, ""), entry["at"])
+    return last
+
+
+def _with_last_reminder(item: TodoItem, at: str | None) -> TodoItem:
+    if item.kind not in REMINDABLE or not at:
+        return item
+    return replace(
+        item,
+        summary=f"{item.summary}（上次催办提醒：{minute(at)}）",
+        details={**item.details, "last_reminder_at": at},
+    )
 
 
 ACTION_LABELS: dict[tuple[str, str], str] = {
@@ -101,6 +141,9 @@ ACTION_LABELS: dict[tuple[str, str], str] = {
     ("seal_unconfirmed", "seal_absent"): "未盖公章",
     ("failed_mail", "retry"): "重新发送",
     ("failed_mail", "drop"): "不再发送",
+    ("missing_word", "remind"): "发送催办提醒",
+    ("missing_pdf", "remind"): "发送催办提醒",
+    ("no_submission", "remind"): "发送催办提醒",
 }
 """Every action staff can take on a queue item, by (kind, action), with its Chinese label."""
 

@@ -88,6 +88,9 @@ def test_every_item_offers_its_actions_in_chinese(desk: Workspace):
         "needs_reply": {"replied"},
         "seal_unconfirmed": {"seal_present", "seal_absent"},
         "failed_mail": {"retry", "drop"},
+        "missing_word": {"remind"},
+        "missing_pdf": {"remind"},
+        "no_submission": {"remind"},
     }
     for item in items:
         assert {action["name"] for action in item["actions"]} == expected.get(item["kind"], set())
@@ -367,6 +370,70 @@ def test_undoing_a_closing_decision_puts_the_item_back_on_the_queue(desk: Worksp
         twice = client.post(f"/audit/{decided[0]['id']}/undo", data={"csrf_token": csrf_of(audit)})
         assert twice.status_code == 409
         assert "已经撤销过了" in notice_of(twice.text)
+
+
+def reminders(desk: Workspace) -> list[Outbox]:
+    with Session(desk.app.engine) as session:
+        return list(
+            session.exec(
+                select(Outbox).where(col(Outbox.kind) == "reminder").order_by(col(Outbox.id))
+            ).all()
+        )
+
+
+def test_a_reminder_goes_once_and_a_second_waits_for_min_days(desk: Workspace):
+    from service.models import Recommendation
+
+    with signed_in(desk) as client:
+        items = [
+            item
+            for item in open_items(client)
+            if item["kind"] in ("missing_word", "missing_pdf", "no_submission")
+        ]
+        assert items, "the campaign has an incomplete recommendation"
+        item = items[0]
+        with Session(desk.app.engine) as session:
+            recommendation = session.get(Recommendation, item["recommendation_id"])
+            assert recommendation is not None
+            expected_to = (recommendation.contact_email or recommendation.sender).lower()
+        first = post(client, item["id"], action="remind")
+        assert first.status_code == 200, first.text
+        assert first.json()["open"] is True
+        assert first.json()["decisions"][-1]["action"] == "remind"
+        sent = reminders(desk)
+        assert len(sent) == 1
+        mail = sent[0]
+        assert mail.recipient == expected_to
+        assert mail.status == "pending"
+        assert "尚未齐全" in mail.subject and recommendation.unit in mail.subject
+        assert_reads_chinese(mail.text_body, where="reminder mail")
+        if item["kind"] == "missing_pdf":
+            assert "加盖公章的PDF版推荐表" in mail.text_body
+        elif item["kind"] == "missing_word":
+            assert "Word版推荐表" in mail.text_body
+        else:
+            assert f"第{item['row']}行" in mail.text_body
+        assert mail.in_reply_to, "the reminder is threaded on the unit's latest message"
+        assert "上次催办提醒" in next(
+            entry["summary"] for entry in open_items(client) if entry["id"] == item["id"]
+        )
+
+        again = post(client, item["id"], action="remind")
+        assert again.status_code == 409
+        day = desk.clock.now.astimezone(desk.app.settings.campaign.zone).strftime("%Y年%m月%d日")
+        assert day in again.text
+        assert len(reminders(desk)) == 1
+
+    desk.clock.now += timedelta(days=desk.app.settings.reminders.min_days, minutes=1)
+    with signed_in(desk) as client:
+        later = post(client, item["id"], action="remind")
+        assert later.status_code == 200, later.text
+        assert len(reminders(desk)) == 2
+        decision = later.json()["decisions"][-1]
+        audit = client.get("/audit").text
+        undone = client.post(f"/audit/{decision['id']}/undo", data={"csrf_token": csrf_of(audit)})
+        assert undone.status_code == 303
+        assert len(reminders(desk)) == 1, "undo withdrew the reminder not yet sent"
 
 
 def test_intake_pair_records_who_decided(desk: Workspace):
