@@ -17,13 +17,13 @@ from pathlib import Path
 import openpyxl
 import pytest
 from rich.console import Console
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from parsers.model import Problem
 from parsers.problems import CATALOGUE
 from service.digest import queue_digest
-from service.models import Attachment, CaseRow, Message, Outbox
-from service.outbox import queue_unit_receipt
+from service.models import Attachment, CaseRow, Message, Outbox, Recommendation
+from service.outbox import queue_reminder, queue_unit_receipt
 from service.results import import_results
 from service.status import print_status
 from service.todo import todo_items
@@ -117,6 +117,11 @@ def test_a_campaign_raising_every_problem_code_shows_people_only_chinese(
     app.settings.web.base_url = BASE_URL
     raise_the_rest(app, set(CATALOGUE) - stored_codes(app))
     import_results(app, results_file(tmp_path / "results.csv"))
+    with Session(app.engine) as session:
+        unit = session.exec(select(Recommendation).where(col(Recommendation.current))).first()
+        assert unit is not None
+        assert queue_reminder(app, session, unit) is not None
+        session.commit()
     assert queue_digest(app, now=at(21, 8)) == 2
 
     assert stored_codes(app) >= set(CATALOGUE) - {"unclassified"}
@@ -128,6 +133,7 @@ def test_a_campaign_raising_every_problem_code_shows_people_only_chinese(
         "applicant_receipt",
         "result",
         "digest",
+        "reminder",
     }
     for mail in mails:
         where = f"{mail.kind} to {mail.recipients}"
