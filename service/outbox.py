@@ -194,13 +194,13 @@ def replies_to_old_mail_allowed(app: App, message: Message) -> bool:
 
 
 def _receipts_today(session: Session, address: str, now: datetime) -> tuple[int, bool]:
-    """Receipts queued to `address` in the last 24 hours (sent, pending or held back), and
-    whether the address is suppressed after a bounce: one round trip for both."""
+    """Receipts and reminders queued to `address` in the last 24 hours (sent, pending or
+    held back), and whether the address is suppressed after a bounce: one round trip for both."""
     sent_today = (
         select(sa.func.count(col(Outbox.id)))
         .where(
             col(Outbox.recipient) == address,
-            Outbox.kind == "unit_receipt",
+            col(Outbox.kind).in_(("unit_receipt", "reminder")),
             col(Outbox.created_at) >= now - timedelta(days=1),
         )
         .scalar_subquery()
@@ -269,6 +269,8 @@ def queue_reminder(app: App, session: Session, recommendation: Recommendation) -
     address = _bare(recommendation.contact_email or "") or _bare(recommendation.sender)
     if not address or is_no_reply_address(address):
         return None
+    if address in {_bare(staff) for staff in app.settings.campaign.staff}:
+        return None  # never remind ourselves
     now = app.clock()
     key = f"reminder:{recommendation.unit_key}:{now.date().isoformat()}:{address}"
     if _already_queued(session, key):
