@@ -54,8 +54,10 @@ def test_api_todo_lists_the_queue_with_stable_ids(workspace: Workspace, fresh_li
         assert item["summary"]
         for action in item["actions"]:
             assert {"name", "label", "params"} <= action.keys()
-        if item["kind"] in ("mailbox_unreadable", "no_submission", "missing_word"):
+        if item["kind"] == "mailbox_unreadable":
             assert item["actions"] == []
+        if item["kind"] in ("missing_word", "missing_pdf", "no_submission"):
+            assert [action["name"] for action in item["actions"]] == ["remind"]
         if item["kind"] == "ambiguous_row":
             assert {"recommendation_id", "row", "candidates"} <= item.keys()
             for candidate in item["candidates"]:
