@@ -3,7 +3,6 @@ left, the register as .xlsx; once per day per staff address, in the campaign's t
 
 from __future__ import annotations
 
-import email.utils
 import io
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -29,6 +28,7 @@ from tests.support.mailmaker import (
     export_csv,
     mail,
     pdf,
+    qq_large_attachment_mail,
     word,
 )
 from tests.support.smtp_sink import SmtpSink
@@ -37,24 +37,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 STAFF = ["staff@cace.example", "lead@cace.example"]
-QQ_BIG_ATTACHMENT = """<div>推荐表太大，用超大附件发送。</div>
-<div id="QQMailBigAttach">
-<a href="https://mail.qq.com/cgi-bin/ftnExs_download?k=7a6">甲-案例材料.zip</a>
-<span>(1.21G, 2025年08月20日 10:20 到期)</span></div>"""
-
-
-def big_attachment_mail() -> bytes:
-    message = EmailMessage()
-    when = email.utils.format_datetime(at(20, 14))
-    message["Received"] = f"from mx.qq.example by mx.cace.example; {when}"
-    message["From"] = "zhou@qq.example"
-    message["To"] = "cases@cace.example"
-    message["Subject"] = "推荐材料（超大附件）"
-    message["Message-ID"] = "<big.1@qq.example>"
-    message["Date"] = when
-    message.set_content("推荐表太大，用超大附件发送。")
-    message.add_alternative(QQ_BIG_ATTACHMENT, subtype="html")
-    return message.as_bytes()
 
 
 def campaign_day(db_url: str, tmp_path: Path, sink: SmtpSink) -> App:
@@ -96,7 +78,7 @@ def campaign_day(db_url: str, tmp_path: Path, sink: SmtpSink) -> App:
         mail("b@yi.example", "乙", [word("乙.docx", yi), unsealed], received=at(20, 11)),
         mail("c@bing.example", "丙", [word("丙.docx", bing)], received=at(20, 12)),
         mail("x@unknown.example", "盖章件", [pdf("扫描件.pdf", marker=5)], received=at(20, 13)),
-        big_attachment_mail(),
+        qq_large_attachment_mail(),
         mail("g@geng.example", "大文件", [too_big], received=at(20, 15)),
         mail(
             "e@wu.example",

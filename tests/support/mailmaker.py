@@ -203,6 +203,26 @@ def message_id_of(raw: bytes) -> str:
     raise ValueError("no Message-ID")
 
 
+def qq_large_attachment_mail() -> bytes:
+    """A QQ mail that sends its files as a "large attachment" link (needs a person)."""
+    message = EmailMessage()
+    when = email.utils.format_datetime(at(20, 14))
+    message["Received"] = f"from mx.qq.example by mx.cace.example; {when}"
+    message["From"] = "zhou@qq.example"
+    message["To"] = "cases@cace.example"
+    message["Subject"] = "推荐材料（超大附件）"
+    message["Message-ID"] = "<big.1@qq.example>"
+    message["Date"] = when
+    message.set_content("推荐表太大，用超大附件发送。")
+    message.add_alternative(
+        '<div>推荐表太大，用超大附件发送。</div><div id="QQMailBigAttach">'
+        '<a href="https://mail.qq.com/cgi-bin/ftnExs_download?k=7a6">甲-案例材料.zip</a>'
+        "<span>(1.21G, 2025年08月20日 10:20 到期)</span></div>",
+        subtype="html",
+    )
+    return message.as_bytes()
+
+
 @dataclass
 class MailDrop:
     """A folder of .eml files read by the real DirectoryMailbox: drop mail, then poll."""

@@ -7,13 +7,11 @@ is missing; a failure under INTAKE_REQUIRE_SERVICES=1).
 
 from __future__ import annotations
 
-import email.utils
 import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from tests.support.mailmaker import (
     export_csv,
     mail,
     pdf,
+    qq_large_attachment_mail,
     word,
 )
 from tests.support.services import free_port, missing_service
@@ -94,26 +93,6 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def big_attachment_link() -> bytes:
-    """A QQ mail that sends its files as a "large attachment" link (needs a person)."""
-    message = EmailMessage()
-    when = email.utils.format_datetime(at(20, 14))
-    message["Received"] = f"from mx.qq.example by mx.cace.example; {when}"
-    message["From"] = "zhou@qq.example"
-    message["To"] = "cases@cace.example"
-    message["Subject"] = "推荐材料（超大附件）"
-    message["Message-ID"] = "<big.1@qq.example>"
-    message["Date"] = when
-    message.set_content("推荐表太大，用超大附件发送。")
-    message.add_alternative(
-        '<div>推荐表太大，用超大附件发送。</div><div id="QQMailBigAttach">'
-        '<a href="https://mail.qq.com/cgi-bin/ftnExs_download?k=7a6">甲-案例材料.zip</a>'
-        "<span>(1.21G, 2025年08月20日 10:20 到期)</span></div>",
-        subtype="html",
-    )
-    return message.as_bytes()
-
-
 def build_campaign(workdir: Path, clock: MovableClock, port: int) -> App:
     """The sample campaign, delivered, plus a message with a hostile subject and file name."""
     app = make_app(
@@ -161,7 +140,7 @@ def build_campaign(workdir: Path, clock: MovableClock, port: int) -> App:
             [word("戊.docx", late), pdf("戊.pdf", marker=7)],
             received=at(1, 10, month=8),
         ),
-        big_attachment_link(),
+        qq_large_attachment_mail(),
     ]:
         drop.drop(raw)
     app.open_mailbox = drop.mailbox
