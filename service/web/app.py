@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader
 from sqlmodel import Session, col, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -314,18 +314,29 @@ class Workspace:
             mailtos=self.register.derived("mailtos", reply_links),
         )
 
-    async def todo_decide(self, request: Request) -> Response:
-        """POST from 待处理: one action on one item (CSRF checked), then back to the list."""
+    async def _decision_form(
+        self, request: Request, *, back: str
+    ) -> tuple[FormData, Staff] | Response:
+        """The posted form and its staff member when they may decide; else the answer to give
+        (sign in, a CSRF failure, or read-only for a viewer)."""
         form = await request.form()
         staff = await run_in_threadpool(self.staff_of, request)
         if staff is None:
-            return RedirectResponse("/login?next=/todo", status_code=303)
+            return RedirectResponse(f"/login?next={back}", status_code=303)
         if not tokens_equal(form.get(CSRF_FIELD), getattr(request.state, "csrf", "")):
             return self.forbidden(request)
         if not staff.can_decide:
             return self.render(
                 request, "error.html", staff, status_code=403, title="无法提交", text=READ_ONLY
             )
+        return form, staff
+
+    async def todo_decide(self, request: Request) -> Response:
+        """POST from 待处理: one action on one item (CSRF checked), then back to the list."""
+        checked = await self._decision_form(request, back="/todo")
+        if isinstance(checked, Response):
+            return checked
+        form, staff = checked
         item_id = request.path_params["item_id"]
         params = {
             key: str(value) for key, value in form.items() if key not in (CSRF_FIELD, "action")
@@ -607,16 +618,10 @@ class Workspace:
 
     async def audit_undo(self, request: Request) -> Response:
         """POST from 操作记录: undo one decision (CSRF checked)."""
-        form = await request.form()
-        staff = await run_in_threadpool(self.staff_of, request)
-        if staff is None:
-            return RedirectResponse("/login?next=/audit", status_code=303)
-        if not tokens_equal(form.get(CSRF_FIELD), getattr(request.state, "csrf", "")):
-            return self.forbidden(request)
-        if not staff.can_decide:
-            return self.render(
-                request, "error.html", staff, status_code=403, title="无法提交", text=READ_ONLY
-            )
+        checked = await self._decision_form(request, back="/audit")
+        if isinstance(checked, Response):
+            return checked
+        _, staff = checked
         decision_id = int(request.path_params["decision_id"])
         try:
             await run_in_threadpool(decisions.undo, self.app, decision_id, by=who(staff))
