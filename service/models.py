@@ -134,6 +134,12 @@ class Attachment(SQLModel, table=True):
     pdf_text: str = Field(default="", sa_column=text_column())
     problems: list[dict[str, Any]] = Field(default_factory=list, sa_column=json_column())
     placed: bool = False  # a form PDF that is part of a recommendation
+    # where a form PDF's text came from: "text" (its text layer), "ocr" (read from the scan),
+    # "none" (no text yet or at all); None for other files
+    text_source: str | None = Field(default=None, max_length=10)
+    # does the PDF list the same cases as its Word form: {rows_on_word, rows_found,
+    # missing[{row, title, applicant}], extra[title]}; None when it cannot be checked
+    agreement: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
 class Recommendation(SQLModel, table=True):
@@ -277,6 +283,23 @@ class ImportRun(SQLModel, table=True):
     rejected: int = 0
     withdrawn: int = 0
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class OcrJob(SQLModel, table=True):
+    """The OCR of one scanned PDF, by content: queued, running, done (with its reading) or
+    failed (with its problem). Kept across `intake reprocess`, so a scan is read once."""
+
+    __tablename__ = "ocr_job"
+    sha256: str = Field(primary_key=True, max_length=64)
+    status: str = Field(default="queued", max_length=10, index=True)  # queued|running|done|failed
+    attempts: int = 0
+    lease_until: datetime | None = Field(default=None, sa_column=utc_column())
+    reading: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    problem: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    pages: int = 0
+    seconds: float = 0.0
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 
 class StaffUser(SQLModel, table=True):
