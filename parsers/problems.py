@@ -332,6 +332,22 @@ CATALOGUE: dict[str, ProblemSpec] = {
         staff="PDF文件《{file}》共{pages}页，其中{scanned}页是扫描图片，无法读出文字。请打开核对。",
         log="{file}: {scanned} of {pages} pages are images without text",
     ),
+    "ocr_failed": _spec(
+        "warning",
+        "staff",
+        "file attempts why detail",
+        staff="扫描件《{file}》尝试识别{attempts}次均未成功（{why}），系统没有从中读出推荐单位和案例。"
+        "请打开这份PDF，人工核对推荐单位、案例名称和公章。",
+        log="{file}: OCR failed after {attempts} attempts: {detail}",
+    ),
+    "scan_being_read": _spec(
+        "info",
+        "staff sender",
+        "file",
+        staff="扫描件《{file}》还在识别文字，回执已先发出，说明正在识别；识别完成后系统自动补记，无需处理。",
+        sender="您发来的扫描件《{file}》正在识别文字，推荐单位和案例信息识别后将自动登记，请勿重复发送。",
+        log="{file}: the receipt went out before the scan was read (ocr.max_wait passed)",
+    ),
     "pdf_seal_check_failed": _spec(
         "info",
         "staff",
