@@ -29,12 +29,11 @@ from service.models import Attachment, CaseRow, Message, Recommendation
 from service.outbox import queue_unit_receipt, suppress_bounced
 from service.pairing import FormInput, PdfInput, place_forms
 from service.reconcile import reconcile
+from service.scans import record_pdf_form
 
 logger = logging.getLogger(__name__)
 
 REPLY_REASON_CODES = frozenset({ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY})
-PDF_TEXT_KEPT = 20_000
-"""Characters of a PDF's text layer kept for pairing evidence."""
 
 
 @dataclass
@@ -322,11 +321,9 @@ def _read_pdf(data: bytes, filename: str, row: Attachment) -> PdfForm | None:
     except ParseError as exc:
         row.problems = [*row.problems, _read_failure(exc, "pdf_unreadable", filename)]
         row.seal = "unknown"
+        row.text_source = "none"
         return None
-    row.seal = form.seal
-    row.scanned = form.scanned
-    row.pdf_unit = form.unit
-    row.pdf_text = form.text[:PDF_TEXT_KEPT]
+    record_pdf_form(row, form)
     row.problems = [*row.problems, *_of_file(form.problems, filename)]
     return form
 
