@@ -393,6 +393,23 @@ CATALOGUE: dict[str, ProblemSpec] = {
         "请核对后重新发送内容一致的两份文件。",
         log="the sealed PDF and the Word form disagree: missing {missing}, extra {extra}",
     ),
+    # --- what a scan read by OCR gives to pairing -------------------------------------
+    "read_from_scan": _spec(
+        "info",
+        "staff",
+        "",
+        staff="此行由扫描件识别得出，请核对：对照盖章PDF检查案例名称和申报单位是否识别正确。",
+        log="row read by OCR from a scanned form",
+    ),
+    "scan_unit_untrusted": _spec(
+        "info",
+        "staff",
+        "file unit",
+        staff="从扫描件《{file}》识别出的推荐单位“{unit}”与已知的推荐单位都对不上，"
+        "未用它对应推荐表。请打开PDF核对；如属某个推荐单位，请在工作台为它选择推荐表。",
+        log="{file}: the unit read from the scan ({unit}) matches no known unit; "
+        "not used for pairing",
+    ),
     # --- pairing ----------------------------------------------------------------------
     "pdf_waiting_for_word": _spec(
         "info",

@@ -38,7 +38,6 @@ from service.faults import one_line, transient_fault
 from service.models import Attachment, Message, OcrJob, Recommendation
 from service.ocr_worker import WHY, Event, OcrAttemptFailed, OcrEngineUnavailable, OcrWorker
 from service.outbox import queue_unit_receipt
-from service.reconcile import reconcile
 from service.scans import apply_reading
 
 logger = logging.getLogger(__name__)
@@ -198,9 +197,7 @@ def _store_outcome(
     for attachment in attachments:
         if attachment.text_source not in (None, "none"):
             continue  # already read (a reprocess merged the cached reading)
-        if reading is not None:
-            attachment.text_source = "ocr"
-            session.add(attachment)
+        if reading is not None:  # apply_reading also brings the matches up to date
             touched = apply_reading(app, session, attachment, reading)
             touched_by_message.setdefault(attachment.message_pk, []).extend(touched)
             updated += 1
@@ -210,13 +207,6 @@ def _store_outcome(
                 attachment.problems = [*attachment.problems, stored]
                 session.add(attachment)
                 updated += 1
-    if touched_by_message:
-        session.flush()
-        reconcile(
-            app,
-            session,
-            _touched(session, [item for ids in touched_by_message.values() for item in ids]),
-        )
     released = 0
     for message in _held_messages(session, attachments):
         details = dict(message.details)

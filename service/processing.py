@@ -31,13 +31,11 @@ from service.ocr_jobs import held_receipt_details, queue_ocr
 from service.outbox import queue_unit_receipt, suppress_bounced
 from service.pairing import FormInput, PdfInput, place_forms
 from service.reconcile import reconcile
-from service.scans import merge_reading
+from service.scans import merge_reading, record_pdf_form
 
 logger = logging.getLogger(__name__)
 
 REPLY_REASON_CODES = frozenset({ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY})
-PDF_TEXT_KEPT = 20_000
-"""Characters of a PDF's text layer kept for pairing evidence."""
 
 
 @dataclass
@@ -332,12 +330,9 @@ def _read_pdf(data: bytes, filename: str, row: Attachment) -> PdfForm | None:
     except ParseError as exc:
         row.problems = [*row.problems, _read_failure(exc, "pdf_unreadable", filename)]
         row.seal = "unknown"
+        row.text_source = "none"
         return None
-    row.seal = form.seal
-    row.scanned = form.scanned
-    row.pdf_unit = form.unit
-    row.pdf_text = form.text[:PDF_TEXT_KEPT]
-    row.text_source = "none" if form.scanned else "text"
+    record_pdf_form(row, form)
     row.problems = [*row.problems, *_of_file(form.problems, filename)]
     return form
 
@@ -351,10 +346,7 @@ def _read_scan(
     job = session.get(OcrJob, row.sha256)
     if job is not None and job.status == "done" and job.reading is not None:
         form = merge_reading(form, ScanReading.from_json(job.reading))
-        row.text_source = "ocr"
-        row.seal = form.seal
-        row.pdf_unit = form.unit
-        row.pdf_text = form.text[:PDF_TEXT_KEPT]
+        record_pdf_form(row, form)
         return form
     if job is not None and job.status == "failed":
         if job.problem is not None:
