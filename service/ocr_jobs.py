@@ -127,24 +127,25 @@ def claim_job(app: App) -> ClaimedJob | None:
         job = session.exec(query).first()
         if job is None:
             return None
+        sha256, status, attempt = job.sha256, job.status, job.attempts + 1
         claimed = session.execute(
             sa.update(OcrJob)
             .where(
-                col(OcrJob.sha256) == job.sha256,
-                col(OcrJob.status) == job.status,
-                col(OcrJob.attempts) == job.attempts,
+                col(OcrJob.sha256) == sha256,
+                col(OcrJob.status) == status,
+                col(OcrJob.attempts) == attempt - 1,
             )
-            .values(status="running", attempts=job.attempts + 1, lease_until=now + job_lease(app))
+            .values(status="running", attempts=attempt, lease_until=now + job_lease(app))
         )
         session.commit()
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return claim_job(app)  # another thread took it first: take the next one
         filename = session.exec(
             select(col(Attachment.filename))
-            .where(col(Attachment.sha256) == job.sha256)
+            .where(col(Attachment.sha256) == sha256)
             .order_by(col(Attachment.id))
         ).first()
-        return ClaimedJob(sha256=job.sha256, attempt=job.attempts + 1, filename=filename or "")
+        return ClaimedJob(sha256=sha256, attempt=attempt, filename=filename or "")
 
 
 # --- what a finished job changes -------------------------------------------------------

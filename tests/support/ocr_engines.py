@@ -6,6 +6,7 @@ does not wait seconds per page for the real engine.
 `gated_engine` stops in the middle of each page until the file named by $OCR_TEST_GATE
 exists: a test waits for the worker's `page_started` event, does what it wants while the
 worker is busy (kill it, poll other mail), and opens the gate to let the page finish.
+`hungry_engine` takes ever more memory on each page and never finishes one.
 `network_probe_engine` tries to reach the network from inside the worker and writes what
 happened as the page's text.
 """
@@ -89,6 +90,20 @@ class NetworkProbeEngine:
         return fixed_boxes(image, tuple(outcomes))
 
 
+class HungryEngine:
+    """Holds on to more and more memory (touched, so it is resident), up to 640 MB, and
+    never returns: a worker the memory limit must stop."""
+
+    name = "hungry-test-engine"
+
+    def read(self, image: Image.Image) -> list[TextBox]:
+        held = []
+        while True:
+            if len(held) < 40:
+                held.append(bytearray(os.urandom(1024)) * (16 * 1024))  # 16 MB, all touched
+            time.sleep(0.01)
+
+
 def form_engine() -> FixedEngine:
     """`ocr.engine = "tests.support.ocr_engines:form_engine"`."""
     return FixedEngine()
@@ -102,3 +117,8 @@ def gated_engine() -> GatedEngine:
 def network_probe_engine() -> NetworkProbeEngine:
     """`ocr.engine = "tests.support.ocr_engines:network_probe_engine"`."""
     return NetworkProbeEngine()
+
+
+def hungry_engine() -> HungryEngine:
+    """`ocr.engine = "tests.support.ocr_engines:hungry_engine"`."""
+    return HungryEngine()
