@@ -275,7 +275,6 @@ class OcrWorker:
             text=True,
             encoding="utf-8",
             start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent,
         )
         threading.Thread(
             target=self._read_events,
@@ -342,7 +341,7 @@ class OcrWorker:
         began = time.monotonic()
         process = self._process
         assert process is not None and process.stdin is not None
-        request = {"path": str(path), "max_pages": self.settings.max_pages}
+        request = {"path": str(path.resolve()), "max_pages": self.settings.max_pages}
         try:
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
