@@ -8,7 +8,7 @@ library prints goes to standard error, never into the protocol.
 
 `OcrWorker` is the parent's handle. It enforces the per-page time limit and the memory limit
 by killing the process (and starting a fresh one for the next request), and turns a crash,
-a time-out or the memory limit into `OcrAttemptFailed`, never into anything else: the caller
+a time-out or the memory limit into `OcrAttemptError`, never into anything else: the caller
 (`service.ocr_jobs`) decides whether to try again or to leave the PDF to staff.
 
 The memory limit is watched from the parent (the child's resident set, read from /proc)
@@ -86,7 +86,7 @@ Event = dict[str, Any]
 EventHandler = Callable[[Event], None]
 
 
-class OcrAttemptFailed(IntakeError):
+class OcrAttemptError(IntakeError):
     """One try at reading a PDF failed: the worker crashed, ran out of time or memory, or
     the engine raised. `kind` says which; `detail` is an English line for the log."""
 
@@ -101,7 +101,7 @@ class OcrAttemptFailed(IntakeError):
         return self.kind == "unreadable"
 
 
-class OcrEngineUnavailable(IntakeError):
+class OcrEngineUnavailableError(IntakeError):
     """The worker could not start its engine (not installed, damaged): an operator's matter,
     not the PDF's, so no PDF is charged a try for it."""
 
@@ -284,11 +284,11 @@ class OcrWorker:
         ).start()
         try:
             event = self._next_event(self.settings.page_timeout.total_seconds() * 2)
-        except OcrAttemptFailed as exc:
-            raise OcrEngineUnavailable(f"the OCR worker did not start: {exc.detail}") from exc
+        except OcrAttemptError as exc:
+            raise OcrEngineUnavailableError(f"the OCR worker did not start: {exc.detail}") from exc
         if event.get("event") != "ready":
             self.close()
-            raise OcrEngineUnavailable(
+            raise OcrEngineUnavailableError(
                 f"the OCR engine {self.settings.engine!r} could not be loaded: "
                 f"{event.get('detail', event)}"
             )
@@ -318,20 +318,20 @@ class OcrWorker:
                 code = self._process.wait() if self._process is not None else None
                 self.close()
                 how = f"killed by signal {-code}" if code is not None and code < 0 else code
-                raise OcrAttemptFailed("crashed", f"the OCR worker ended ({how})")
+                raise OcrAttemptError("crashed", f"the OCR worker ended ({how})")
             if event:
                 return event
             memory = resident_mb(self.pid or 0)
             if memory is not None and memory > self.settings.memory_limit_mb:
                 self.close()
-                raise OcrAttemptFailed(
+                raise OcrAttemptError(
                     "memory",
                     f"the OCR worker used {memory:.0f} MB, over ocr.memory_limit_mb "
                     f"({self.settings.memory_limit_mb}): killed",
                 )
             if time.monotonic() > deadline:
                 self.close()
-                raise OcrAttemptFailed(
+                raise OcrAttemptError(
                     "timeout", f"no answer within {limit:g} s (ocr.page_timeout): killed"
                 )
 
@@ -347,7 +347,7 @@ class OcrWorker:
             process.stdin.flush()
         except OSError as exc:
             self.close()
-            raise OcrAttemptFailed("crashed", f"the OCR worker is gone: {exc}") from exc
+            raise OcrAttemptError("crashed", f"the OCR worker is gone: {exc}") from exc
         limit = self.settings.page_timeout.total_seconds()
         while True:
             event = self._next_event(limit)
@@ -361,9 +361,9 @@ class OcrWorker:
                     seconds=time.monotonic() - began,
                 )
             if kind == "unreadable":
-                raise OcrAttemptFailed("unreadable", str(event.get("detail", "")))
+                raise OcrAttemptError("unreadable", str(event.get("detail", "")))
             if kind == "failed":
-                raise OcrAttemptFailed("error", str(event.get("detail", "")))
+                raise OcrAttemptError("error", str(event.get("detail", "")))
 
     def close(self) -> None:
         """Stop the process (kill it when it does not end on its own at once)."""

@@ -65,16 +65,18 @@ def test_intake_poll_once_ends_with_the_scans_read_and_status_shows_the_queue(
     assert as_json["ocr"] == {"enabled": True, "queued": 0, "running": 0, "done": 1, "failed": 0}
 
 
-def test_intake_run_answers_other_mail_while_a_scan_is_being_read_then_the_scan(
-    tmp_path: Path,
-    dovecot: Any,
-    smtp_sink: Any,
-    postgres_url: str,
-    start_service: Any,
-    monkeypatch: pytest.MonkeyPatch,
-):
+@pytest.fixture
+def ocr_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The gate of `gated_engine`, closed; worker processes started from here inherit it."""
     gate = tmp_path / "gate"
-    monkeypatch.setenv(GATE_VARIABLE, str(gate))  # the worker process inherits it
+    monkeypatch.setenv(GATE_VARIABLE, str(gate))
+    return gate
+
+
+def test_intake_run_answers_other_mail_while_a_scan_is_being_read_then_the_scan(
+    dovecot: Any, smtp_sink: Any, postgres_url: str, start_service: Any, ocr_gate: Path
+):
+    tmp_path = ocr_gate.parent
     username, password = dovecot.user("ocr-run")
     config = service_config(
         tmp_path,
@@ -92,15 +94,17 @@ def test_intake_run_answers_other_mail_while_a_scan_is_being_read_then_the_scan(
     service = start_service(config, cwd=tmp_path)
 
     wait_until(
-        lambda: "OCR: reading 推荐表（盖章）.pdf (try 1)" in service.log()
-        and unit_receipts_at(smtp_sink)[message_id_of(other)] == 1,
+        lambda: (
+            "OCR: reading 推荐表（盖章）.pdf (try 1)" in service.log()
+            and unit_receipts_at(smtp_sink)[message_id_of(other)] == 1
+        ),
         timeout=180,
         what="the other mail's receipt while the scan is being read",
         evidence=lambda: sink_summary(smtp_sink) + "\n" + service.log()[-3000:],
     )
     assert unit_receipts_at(smtp_sink)[message_id_of(scan)] == 0
 
-    gate.touch()  # the page may finish
+    ocr_gate.touch()  # the page may finish
 
     wait_until(
         lambda: unit_receipts_at(smtp_sink)[message_id_of(scan)] == 1,
