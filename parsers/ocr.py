@@ -850,7 +850,11 @@ def _read_table(boxes: list[_Box], carried: _Table | None) -> _TableReading | No
     if not anchors:
         return _TableReading([], top, end, table, used)
     content = [box for box in below if box.cx >= row_right]
-    bands = _row_bands(anchors, content, top, end)
+    title_index = next(
+        index for index, header in enumerate(table.headers) if header.column == "title"
+    )
+    titles = [box for box in content if table.column_index(box.cx) == title_index]
+    bands = _row_bands(anchors, content, titles, top, end)
     rows: list[dict[CaseColumn, str]] = []
     for anchor, (band_top, band_bottom) in zip(anchors, bands, strict=True):
         cells: dict[int, list[_Box]] = {}
@@ -872,17 +876,25 @@ def _read_table(boxes: list[_Box], carried: _Table | None) -> _TableReading | No
 
 
 def _row_bands(
-    anchors: Sequence[_Box], content: Sequence[_Box], top: float, end: float
+    anchors: Sequence[_Box],
+    content: Sequence[_Box],
+    titles: Sequence[_Box],
+    top: float,
+    end: float,
 ) -> list[tuple[float, float]]:
-    """Each row's top and bottom: between two row numbers, where the fewest lines of text
-    cross (the row's ruling line); the last row ends where its text stops."""
+    """Each row's top and bottom. Where row numbers sit at the top of their rows (Word's
+    default), a row starts right above its number; where they sit in the middle, rows part
+    where the fewest lines of text cross between two numbers. The last row ends where its
+    text stops."""
     spans = [_shrunk_y(box) for box in content]
+    line_height = statistics.median(box.height for box in [*anchors, *content])
+    at_top = _numbers_at_row_tops(anchors, content, titles, line_height)
     borders = [top]
     for upper, lower in itertools.pairwise(anchors):
-        near = [span for span in spans if span[1] > upper.cy and span[0] < lower.cy]
-        borders.append(_emptiest(upper.cy, lower.cy, near) if near else (upper.cy + lower.cy) / 2)
+        low = max(upper.cy, lower.y0 - 0.9 * line_height) if at_top else upper.cy
+        near = [span for span in spans if span[1] > low and span[0] < lower.cy]
+        borders.append(_emptiest(low, lower.cy, near) if near else (low + lower.cy) / 2)
     last = anchors[-1]
-    line_height = statistics.median(box.height for box in [*anchors, *content])
     bottom = max(last.y1, borders[-1])
     for box in sorted(content, key=lambda item: item.y0):
         if box.cy < borders[-1] or box.y0 > end:
@@ -892,6 +904,19 @@ def _row_bands(
         bottom = max(bottom, box.y1)
     borders.append(min(end, bottom + 0.2 * line_height))
     return list(itertools.pairwise(borders))
+
+
+def _numbers_at_row_tops(
+    anchors: Sequence[_Box], content: Sequence[_Box], titles: Sequence[_Box], line_height: float
+) -> bool:
+    """Whether the row numbers are written at the top of their rows: nothing of the first
+    row stands a line above its number, and every number has a title line level with it."""
+    first = anchors[0]
+    if any(box.cy < first.cy - 0.6 * line_height for box in content):
+        return False
+    return all(
+        any(abs(box.cy - anchor.cy) <= 0.35 * line_height for box in titles) for anchor in anchors
+    )
 
 
 def _case_rows(rows: Sequence[dict[CaseColumn, str]], first: int) -> list[CaseRow]:
@@ -960,10 +985,11 @@ def _clean_unit(text: str) -> str | None:
 
 def _find_unit(lines: Sequence[list[_Box]], excluded: set[int]) -> str | None:
     """The recommending unit, by its label: written in the label's own box, to its right on
-    the same line, or right below it; the 推荐单位（盖章）line is the last resort."""
+    the same line (wrapping onto the lines below in a narrow cell), or right below it; the
+    推荐单位（盖章）line is the last resort."""
     seal_line_values: list[str] = []
     flat = [box for line in lines for box in line]
-    for line in lines:
+    for line_number, line in enumerate(lines):
         for position, box in enumerate(line):
             if id(box) in excluded:
                 continue
@@ -972,13 +998,17 @@ def _find_unit(lines: Sequence[list[_Box]], excluded: set[int]) -> str | None:
                 continue
             is_seal_line = match.group("marker") is not None
             value = _clean_unit(match.group("rest"))
+            value_boxes = [box]
             if value is None:
-                right = []
+                value_boxes = []
                 for neighbour in line[position + 1 :]:
                     if _is_label(neighbour.text):
                         break
-                    right.append(neighbour.text)
-                value = _clean_unit(" ".join(right))
+                    value_boxes.append(neighbour)
+                value = _clean_unit(" ".join(item.text for item in value_boxes))
+            if value is not None and not is_seal_line:
+                wrapped = _wrapped_lines(value_boxes[0], lines[line_number + 1 :], excluded)
+                value = _clean_unit(_join_wrapped([value, *wrapped])) or value
             if value is None and not is_seal_line:
                 value = _value_below(box, flat, excluded)
             if value is None:
@@ -988,6 +1018,31 @@ def _find_unit(lines: Sequence[list[_Box]], excluded: set[int]) -> str | None:
             else:
                 return value
     return seal_line_values[0] if seal_line_values else None
+
+
+def _wrapped_lines(first: _Box, following: Sequence[list[_Box]], excluded: set[int]) -> list[str]:
+    """The lines a value wraps onto: right below it, starting where it starts, with no
+    label of their own to their left."""
+    texts: list[str] = []
+    previous = first
+    for line in following:
+        below = next(
+            (
+                box
+                for box in line
+                if id(box) not in excluded
+                and abs(box.x0 - first.x0) <= first.height
+                and -0.2 * first.height <= box.y0 - previous.y1 <= 0.6 * first.height
+            ),
+            None,
+        )
+        if below is None or _is_label(below.text):
+            break
+        if any(box.x1 <= below.x0 + 1 and _is_label(box.text) for box in line):
+            break
+        texts.append(below.text)
+        previous = below
+    return texts
 
 
 def _value_below(label: _Box, boxes: Sequence[_Box], excluded: set[int]) -> str | None:
