@@ -16,6 +16,7 @@ wraps over three lines inside its cell comes back as one title.
 from __future__ import annotations
 
 import functools
+import io
 import importlib.metadata
 import itertools
 import math
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from PIL import Image
+from pypdf import PdfReader
 
 from config.errors import ParseError
 from parsers.labels import (
@@ -257,17 +259,20 @@ def render_pages(
 
     name = filename or "PDF"
     if b"%PDF" not in data[:1024]:
-        raise ParseError(f"{name}: not a PDF (no %PDF header)", filename=filename)
+        raise ParseError(
+            f"{name}: not a PDF (no %PDF header)", filename=filename, code="pdf_unreadable"
+        )
     try:
         document = pypdfium2.PdfDocument(data)
     except pypdfium2.PdfiumError as exc:
-        code = "pdf_encrypted" if "password" in str(exc).lower() else "pdf_unreadable"
-        raise ParseError(f"{name}: {exc}", filename=filename, code=code) from exc
+        raise _unopenable(data, name, filename, exc) from exc
     notes = problems if problems is not None else []
     try:
         page_count = len(document)
         if page_count == 0:
-            raise ParseError(f"{name}: the PDF has no pages", filename=filename)
+            raise ParseError(
+                f"{name}: the PDF has no pages", filename=filename, code="pdf_unreadable"
+            )
         if page_count > max_pages:
             notes.append(
                 Problem(
@@ -281,10 +286,14 @@ def render_pages(
                 width_pt, height_pt = page.get_size()
                 scale = dpi / 72
                 if width_pt <= 0 or height_pt <= 0:
-                    raise ParseError(f"{name}: page {index + 1} has no size", filename=filename)
+                    raise ParseError(
+                        f"{name}: page {index + 1} has no size",
+                        filename=filename,
+                        code="pdf_unreadable",
+                    )
                 pixels = width_pt * height_pt * scale * scale
                 if pixels > MAX_PAGE_PIXELS:
-                    scale *= math.sqrt(MAX_PAGE_PIXELS / pixels)
+                    scale *= math.sqrt(MAX_PAGE_PIXELS / pixels) * 0.995  # PDFium rounds up
                     notes.append(
                         Problem(
                             "ocr_page_too_large",
@@ -302,9 +311,27 @@ def render_pages(
                 page.close()
         return images
     except pypdfium2.PdfiumError as exc:
-        raise ParseError(f"{name}: {exc}", filename=filename) from exc
+        raise ParseError(f"{name}: {exc}", filename=filename, code="pdf_unreadable") from exc
     finally:
         document.close()
+
+
+def _unopenable(data: bytes, name: str, filename: str, error: Exception) -> ParseError:
+    """Why PDFium could not open a PDF, in words: encrypted, without pages, or damaged
+    (PDFium says "password" for some page-less files too, so pypdf is asked)."""
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            return ParseError(
+                f"{name}: encrypted with a password", filename=filename, code="pdf_encrypted"
+            )
+        if len(reader.pages) == 0:
+            return ParseError(
+                f"{name}: the PDF has no pages", filename=filename, code="pdf_unreadable"
+            )
+    except Exception:  # pypdf raises many types on damaged files; PDFium's word stands
+        pass
+    return ParseError(f"{name}: {error}", filename=filename, code="pdf_unreadable")
 
 
 def ocr_input(page: Image.Image) -> Image.Image:
@@ -594,7 +621,7 @@ def _split_by_words(box: _Box) -> list[_Box]:
     """A box holding several header words (序号案例名称申报单位) cut into one box per word,
     by each word's share of the characters."""
     matches = list(_HEADER_WORDS.finditer(box.text))
-    if len(matches) < 2:
+    if len(matches) < 2 or _column_of(box.text) is not None:
         return [box]
     per_char = box.width / max(len(box.text), 1)
     pieces = []
