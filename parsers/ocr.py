@@ -16,8 +16,8 @@ wraps over three lines inside its cell comes back as one title.
 from __future__ import annotations
 
 import functools
-import io
 import importlib.metadata
+import io
 import itertools
 import math
 import re

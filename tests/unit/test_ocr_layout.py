@@ -4,6 +4,7 @@ back right however the engine cut the text, and bad PDFs end in a problem, not a
 from __future__ import annotations
 
 import io
+import json
 import math
 from datetime import date
 
@@ -267,7 +268,7 @@ def test_headers_written_over_two_lines_or_run_into_one_box_are_split_into_colum
         *HEADER[3:],
     ]
     reading = read_scan([page(*UNIT_BLOCK, *run_together, *CANONICAL_ROWS, *SIGNATURE)])
-    assert [case.applicant for case in reading.cases][0] == "中国电信股份有限公司宁波分公司"
+    assert reading.cases[0].applicant == "中国电信股份有限公司宁波分公司"
 
 
 def test_a_title_header_with_its_alias_in_brackets_is_recognised():
@@ -342,7 +343,6 @@ def test_a_reading_survives_its_json_round_trip_exactly():
         seal="present",
         problems=[Problem("pdf_too_many_pages", {"file": "a.pdf", "pages": 9, "limit": 3})],
     )
-    import json
 
     stored = json.loads(json.dumps(reading.as_json(), ensure_ascii=False))
     assert ScanReading.from_json(stored) == reading
