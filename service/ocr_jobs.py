@@ -424,7 +424,7 @@ def _run_one(
             on_event(claimed, event)
 
     try:
-        result = worker.read(path, on_event=forward)
+        result = worker.read(path, filename=claimed.filename, on_event=forward)
         status = finish_job(
             app, claimed, reading=result.reading, pages=result.pages, seconds=result.seconds
         )

@@ -38,15 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
-from config.errors import IntakeError
+from config.errors import IntakeError, ParseError
 from config.settings import OcrSettings
+from parsers.model import Problem
 from parsers.ocr import (
     OcrEngine,
     PageBoxes,
     ScanReading,
     TextBox,
     judge_seal,
-    ocr_input,
+    ocr_page,
     rapidocr_engine,
     read_scan,
     render_pages,
@@ -133,30 +134,46 @@ def _box_json(box: TextBox) -> list[object]:
 
 
 def read_request(
-    engine: OcrEngine, path: Path, *, max_pages: int, send: Callable[[Event], None]
+    engine: OcrEngine,
+    path: Path,
+    *,
+    max_pages: int,
+    filename: str,
+    send: Callable[[Event], None],
 ) -> None:
-    """Render, OCR and read one PDF, announcing each page; the last event is the reading."""
+    """Render, OCR and read one PDF as `parsers.ocr.ocr_pdf` does, announcing each page;
+    the last event is the reading (a PDF that does not open reads as no pages, with the
+    problem that says why)."""
+    problems: list[Problem] = []
     try:
-        pages = render_pages(path.read_bytes(), max_pages=max_pages)
+        pages = render_pages(
+            path.read_bytes(), max_pages=max_pages, problems=problems, filename=filename
+        )
+    except ParseError as exc:
+        problem = Problem(exc.code or "pdf_unreadable", {"file": filename, "detail": str(exc)})
+        empty = ScanReading(engine=engine.name, pages=0, page_texts=[], problems=[problem])
+        send({"event": "reading", "pages": 0, "reading": empty.as_json()})
+        return
     except Exception as exc:
         send({"event": "unreadable", "detail": f"{type(exc).__name__}: {exc}"})
         return
     found: list[PageBoxes] = []
     for number, page in enumerate(pages, start=1):
         send({"event": "page_started", "page": number, "pages": len(pages), "pid": os.getpid()})
-        boxes = tuple(engine.read(ocr_input(page)))
-        found.append(PageBoxes(width=page.width, height=page.height, boxes=boxes))
+        read = ocr_page(page, engine)
+        found.append(read)
         send(
             {
                 "event": "page_read",
                 "page": number,
                 "pages": len(pages),
-                "width": page.width,
-                "height": page.height,
-                "boxes": [_box_json(box) for box in boxes],
+                "width": read.width,
+                "height": read.height,
+                "boxes": [_box_json(box) for box in read.boxes],
             }
         )
     reading = read_scan(found, engine=engine.name)
+    reading.problems[:0] = problems
     label = reading.seal_label
     if label is not None and 1 <= label.page <= len(pages):
         reading.seal = judge_seal(pages[label.page - 1], label)
@@ -183,7 +200,11 @@ def serve(engine_spec: str, requests: IO[str], replies: IO[str]) -> int:
         request = json.loads(line)
         try:
             read_request(
-                engine, Path(request["path"]), max_pages=int(request["max_pages"]), send=send
+                engine,
+                Path(request["path"]),
+                max_pages=int(request["max_pages"]),
+                filename=str(request.get("filename", "")),
+                send=send,
             )
         except Exception as exc:  # the engine raised: this try failed, the worker goes on
             send({"event": "failed", "detail": f"{type(exc).__name__}: {exc}"})
@@ -335,13 +356,20 @@ class OcrWorker:
                     "timeout", f"no answer within {limit:g} s (ocr.page_timeout): killed"
                 )
 
-    def read(self, path: Path, *, on_event: EventHandler | None = None) -> WorkerReading:
-        """OCR the PDF at `path` page by page; `on_event` sees every event as it comes."""
+    def read(
+        self, path: Path, *, filename: str = "", on_event: EventHandler | None = None
+    ) -> WorkerReading:
+        """OCR the PDF at `path` (sent as `filename`) page by page; `on_event` sees every
+        event as it comes."""
         self.start()
         began = time.monotonic()
         process = self._process
         assert process is not None and process.stdin is not None
-        request = {"path": str(path.resolve()), "max_pages": self.settings.max_pages}
+        request = {
+            "path": str(path.resolve()),
+            "filename": filename,
+            "max_pages": self.settings.max_pages,
+        }
         try:
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
