@@ -5,6 +5,7 @@ thread of its own, so other mail is answered while a scan is still being read.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from tests.support.intake_process import (
     wait_until,
 )
 from tests.support.mailmaker import Case, Form, MailDrop, at, mail, message_id_of, pdf, word
+from tests.support.language import english_in
 from tests.support.ocr_engines import GATE_VARIABLE
+from tests.support.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +119,14 @@ def test_intake_run_answers_other_mail_while_a_scan_is_being_read_then_the_scan(
     assert unit_receipts_at(smtp_sink)[message_id_of(scan)] == 1
     assert unit_receipts_at(smtp_sink)[message_id_of(other)] == 1
     assert "event=ocr_done" in service.log()
+
+
+def test_the_workspace_status_page_shows_the_scans_to_read_in_chinese(
+    workspace: Workspace, fresh_limits: None
+):
+    with workspace.client() as client:
+        assert workspace.sign_in(client).status_code == 303
+        page = client.get("/status").text
+    section = page.split("<h2>扫描件识别</h2>", 1)[1].split("</section>", 1)[0]
+    assert "等待识别 0 份，正在识别 0 份" in section
+    assert english_in(re.sub(r"<[^>]+>", "", section)) == []

@@ -333,3 +333,17 @@ def test_the_worker_refuses_any_network_attempt(sqlite_url: str, tmp_path: Path,
     text = "\n".join(reading["page_texts"])
     assert "reached" not in text
     assert text.count("refused: PermissionError") >= 2, text
+
+
+def test_two_workers_read_three_scans_each_once(db_url: str, tmp_path: Path, drop: MailDrop):
+    app = ocr_app(db_url, tmp_path, drop, workers=2)
+    scan_ids = [drop.drop(scan_mail(marker)) for marker in (1, 2, 3)]
+    poll(app)
+
+    report = read_scans(app)
+
+    assert (report.done, report.retried, report.failed) == (3, 0, 0)
+    with Session(app.engine) as session:
+        jobs = session.exec(select(OcrJob)).all()
+    assert [(item.status, item.attempts) for item in jobs] == [("done", 1)] * 3
+    assert all(len(receipts_for(app, scan_id)) == 1 for scan_id in scan_ids)
