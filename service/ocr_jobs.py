@@ -221,7 +221,7 @@ def _store_outcome(
                 if stored not in file_problems:
                     message.problems = [*message.problems, stored]
                     file_problems.append(stored)
-        if details.get(SENT_EARLY) and reading is not None:
+        if details.get(SENT_EARLY):
             # the receipt said the scan was being read: for staff that is now past
             message.problems = [
                 item
@@ -520,8 +520,10 @@ def read_queued_scans(app: App, console: Console) -> OcrReport:
 def release_held_receipts(app: App) -> int:
     """Queue the receipts still waiting for OCR: those whose scans are all settled (a job
     that finished while their message was being processed) and those past `ocr.max_wait`,
-    which say the scan is still being read. Returns how many were queued."""
+    which say the scan is still being read. With OCR turned off since, every held receipt
+    goes at once (saying nothing of a reading). Returns how many were queued."""
     now = app.clock()
+    enabled = app.settings.ocr.enabled
     max_wait = app.settings.ocr.max_wait
     released = 0
     with Session(app.engine, expire_on_commit=False) as session:
@@ -548,15 +550,16 @@ def release_held_receipts(app: App) -> int:
                 released += 1
                 continue
             processed_at = message.processed_at or message.archived_at
-            if processed_at + max_wait > now:
+            if enabled and processed_at + max_wait > now:
                 continue
-            waiting = set(message.details.get(AWAITING, []))
-            files = [att.filename for att, _ in pairs if att.sha256 in waiting]
-            message.problems = [
-                *message.problems,
-                *(Problem("scan_being_read", {"file": name}).as_json() for name in files),
-            ]
-            message.details = {**message.details, SENT_EARLY: True}
+            if enabled:
+                waiting = set(message.details.get(AWAITING, []))
+                files = [att.filename for att, _ in pairs if att.sha256 in waiting]
+                message.problems = [
+                    *message.problems,
+                    *(Problem("scan_being_read", {"file": name}).as_json() for name in files),
+                ]
+                message.details = {**message.details, SENT_EARLY: True}
             release_receipt(app, session, message)
             released += 1
             logger.info(

@@ -176,6 +176,22 @@ def test_ocr_disabled_answers_a_scan_at_once_as_before(db_url: str, tmp_path: Pa
     assert scan_attachment(app).text_source == "none"
 
 
+def test_receipts_held_for_ocr_go_out_at_once_when_ocr_is_turned_off(
+    db_url: str, tmp_path: Path, drop: MailDrop
+):
+    app = ocr_app(db_url, tmp_path, drop)
+    scan_id = drop.drop(scan_mail())
+    poll(app)
+    assert receipts_for(app, scan_id) == []
+
+    app.settings.ocr.enabled = False  # as after a restart with ocr.enabled = false
+
+    assert release_held_receipts(app) == 1
+    [receipt] = receipts_for(app, scan_id)
+    assert "正在识别" not in receipt.text_body
+    assert "scan_being_read" not in codes(message(app, scan_id).problems)
+
+
 class KillAtPageStart:
     """An `on_event` that SIGKILLs the worker as each page starts, `times` times; it also
     tells the test (`started`) that a page is under way."""
