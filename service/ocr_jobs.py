@@ -221,6 +221,7 @@ def _store_outcome(
                 if stored not in file_problems:
                     message.problems = [*message.problems, stored]
                     file_problems.append(stored)
+                    message.status = "needs_attention"  # a person reads the PDF instead
         if details.get(SENT_EARLY):
             # the receipt said the scan was being read: for staff that is now past
             message.problems = [

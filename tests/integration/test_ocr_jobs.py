@@ -25,6 +25,7 @@ from service.ingest import poll
 from service.models import Attachment, Message, OcrJob, Outbox
 from service.ocr_jobs import OcrPool, ocr_counts, release_held_receipts, run_ocr_jobs
 from service.processing import rebuild_all
+from service.todo import todo_items
 from tests.support.apps import MovableClock, make_app, read_scans, register_of
 from tests.support.database import POSTGRES_ADMIN_URL
 from tests.support.mailmaker import Case, Form, MailDrop, at, mail, pdf, word
@@ -273,6 +274,9 @@ def test_a_scan_whose_worker_is_killed_max_attempts_times_is_left_to_staff_once(
     attachment = scan_attachment(app)
     assert "ocr_failed" in codes(attachment.problems)
     assert "ocr_failed" in codes(message(app, scan_id).problems)
+    assert message(app, scan_id).status == "needs_attention"  # 待处理: read it by hand
+    [item] = [item for item in todo_items(register_of(app)) if item.kind == "needs_attention"]
+    assert "扫描件《推荐表（盖章）.pdf》" in item.summary and "人工核对" in item.summary
     [receipt] = receipts_for(app, scan_id)  # the sender still hears, once
     assert "正在识别" not in receipt.text_body
 
@@ -281,6 +285,7 @@ def test_a_scan_whose_worker_is_killed_max_attempts_times_is_left_to_staff_once(
     rebuild_all(app)
     assert ocr_counts_of(app)["failed"] == 1 and ocr_counts_of(app)["queued"] == 0
     assert "ocr_failed" in codes(scan_attachment(app).problems)
+    assert message(app, scan_id).status == "needs_attention"
     assert len(receipts_for(app, scan_id)) == 1
 
 
