@@ -167,35 +167,43 @@ _RAPIDOCR_MODELS: Final = {
 }
 
 
+def rapidocr_settings(threads: int = -1) -> dict[str, Any]:
+    """RapidOCR's parameters: every model by explicit path inside the wheel (nothing is
+    looked up or downloaded), no angle classifier (scans are upright), quiet logs."""
+    import rapidocr
+
+    models = Path(rapidocr.__file__).resolve().parent / "models"
+    params: dict[str, Any] = {key: str(models / name) for key, name in _RAPIDOCR_MODELS.items()}
+    missing = [path for path in params.values() if not Path(path).is_file()]
+    if missing:
+        raise RuntimeError(f"RapidOCR's bundled models are missing: {', '.join(missing)}")
+    params.update(
+        {
+            "Global.model_root_dir": str(models),
+            "Global.log_level": "warning",
+            "Global.use_cls": False,
+            "Global.max_side_len": ENGINE_MAX_SIDE,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+    return params
+
+
 class _RapidOcr:
-    """RapidOCR behind the `OcrEngine` seam: grayscale page in, level text boxes out."""
+    """RapidOCR behind the `OcrEngine` seam: grayscale page in, text boxes with slopes out."""
 
     def __init__(self, threads: int) -> None:
         import numpy
         import rapidocr
+        from PIL import ImageDraw, ImageFont
 
-        models = Path(rapidocr.__file__).resolve().parent / "models"
-        params: dict[str, Any] = {key: str(models / name) for key, name in _RAPIDOCR_MODELS.items()}
-        missing = [path for path in params.values() if not Path(path).is_file()]
-        if missing:
-            raise RuntimeError(f"RapidOCR's bundled models are missing: {', '.join(missing)}")
-        params.update(
-            {
-                # every model by explicit path: nothing is looked up or downloaded
-                "Global.model_root_dir": str(models),
-                "Global.log_level": "warning",
-                "Global.use_cls": False,  # scans are upright; the 180° classifier only costs
-                "Global.max_side_len": ENGINE_MAX_SIDE,
-                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            }
-        )
         self._numpy = numpy
-        self._ocr = rapidocr.RapidOCR(params=params)
+        self._ocr = rapidocr.RapidOCR(params=rapidocr_settings(threads))
         self.name = f"rapidocr-{importlib.metadata.version('rapidocr')}"
         # load the detection and recognition models now, not on the first real page
-        warm = Image.new("L", (320, 64), 255)
-        warm.paste(0, (20, 20, 300, 44))
+        warm = Image.new("L", (360, 80), 255)
+        ImageDraw.Draw(warm).text((10, 10), "OCR 2025", fill=0, font=ImageFont.load_default(48))
         self.read(warm)
 
     def read(self, image: Image.Image) -> list[TextBox]:
