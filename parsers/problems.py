@@ -332,6 +332,22 @@ CATALOGUE: dict[str, ProblemSpec] = {
         staff="PDF文件《{file}》共{pages}页，其中{scanned}页是扫描图片，无法读出文字。请打开核对。",
         log="{file}: {scanned} of {pages} pages are images without text",
     ),
+    "ocr_failed": _spec(
+        "warning",
+        "staff",
+        "file attempts why detail",
+        staff="扫描件《{file}》尝试识别{attempts}次均未成功（{why}），系统没有从中读出推荐单位和案例。"
+        "请打开这份PDF，人工核对推荐单位、案例名称和公章。",
+        log="{file}: OCR failed after {attempts} attempts: {detail}",
+    ),
+    "scan_being_read": _spec(
+        "info",
+        "staff sender",
+        "file",
+        staff="扫描件《{file}》还在识别文字，回执已先发出，说明正在识别；识别完成后系统自动补记，无需处理。",
+        sender="您发来的扫描件《{file}》正在识别文字，推荐单位和案例信息识别后将自动登记，请勿重复发送。",
+        log="{file}: the receipt went out before the scan was read (ocr.max_wait passed)",
+    ),
     "pdf_seal_check_failed": _spec(
         "info",
         "staff",
@@ -366,6 +382,15 @@ CATALOGUE: dict[str, ProblemSpec] = {
         "file page detail",
         staff="PDF文件《{file}》第{page}页有图片无法解码，公章检查可能不完整。请打开查看。",
         log="{file}: page {page}: an image cannot be decoded: {detail}",
+    ),
+    "ocr_page_too_large": _spec(
+        "info",
+        "staff",
+        "file page width_cm height_cm",
+        staff="PDF文件《{file}》第{page}页尺寸异常（约{width_cm}×{height_cm}厘米），已缩小后识别文字，"
+        "识别结果可能不全。请打开原件核对推荐单位和案例。",
+        log="{file}: page {page} is {width_cm} x {height_cm} cm; rendered smaller for OCR, "
+        "the reading may be incomplete",
     ),
     "pdf_mismatch": _spec(
         "warning",

@@ -189,12 +189,26 @@ def poll_command(
             f"needs attention {report.needs_attention}, waiting {report.deferred}, "
             f"marked {report.marked}"
         )
+        status = 0
+        if application.settings.ocr.enabled:
+            # a one-shot run ends complete: the scans it fetched are read, their receipts queued
+            from service.ocr_jobs import read_queued_scans
+
+            scans = read_queued_scans(application, err)
+            if scans.done or scans.failed:
+                err.print(
+                    f"scans read {scans.done}, could not be read {scans.failed} (left to staff)",
+                    highlight=False,
+                )
+            if scans.unavailable:
+                err.print(f"[red]OCR unavailable:[/red] {scans.unavailable}", highlight=False)
+                status = 1
         if report.old_mail:
             err.print(first_poll_notice(report.old_mail), highlight=False)
         if report.error:
             err.print(f"[red]mailbox error:[/red] {report.error}", highlight=False)
             return 1
-        return 0
+        return status
 
     raise typer.Exit(run(body))
 

@@ -21,15 +21,17 @@ from config.errors import IntakeError, ParseError
 from parsers.classify import ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY
 from parsers.mail import parse_message
 from parsers.model import ParsedMessage, PdfForm, Problem, WordForm
+from parsers.ocr import ScanReading
 from parsers.pdf_form import read_pdf_form
 from parsers.word_form import read_word_form
 from service.bootstrap import App
 from service.faults import RETRY_BOUND, next_try, one_line, transient_fault
-from service.models import Attachment, CaseRow, Message, Recommendation
+from service.models import Attachment, CaseRow, Message, OcrJob, Recommendation
+from service.ocr_jobs import held_receipt_details, queue_ocr
 from service.outbox import queue_unit_receipt, suppress_bounced
 from service.pairing import FormInput, PdfInput, place_forms
 from service.reconcile import reconcile
-from service.scans import record_pdf_form
+from service.scans import merge_reading, record_pdf_form
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +245,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     forms: list[FormInput] = []
     pdfs: list[PdfInput] = []
     rows: list[Attachment] = []
+    awaiting_ocr: list[str] = []  # scans whose reading the receipt waits for
     for position, attachment in enumerate(parsed.attachments):
         app.archive.put(attachment.data, durable=False)
         row = Attachment(
@@ -267,6 +270,8 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
                 forms.append(FormInput(attachment=row, form=word))
         elif attachment.kind == "form_pdf":
             pdf = _read_pdf(attachment.data, attachment.filename, row)
+            if pdf is not None and pdf.scanned and app.settings.ocr.enabled:
+                pdf = _read_scan(app, session, pdf, row, awaiting_ocr)
             session.add(row)
             session.flush()
             if pdf is None:
@@ -294,13 +299,17 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     reconcile(app, session, placement.touched)
     if message.kind == "large_attachment_link":
         needs_person = True
+    if awaiting_ocr:  # the receipt waits for OCR (service.ocr_jobs queues it)
+        session.flush()  # the touched recommendations' ids
+        details.update(held_receipt_details(awaiting_ocr, placement.touched))
     message.problems = problems
     message.details = details
     message.status = "needs_attention" if needs_person else "processed"
     message.processed_at = app.clock()
     message.fault = message.fault_error = message.fault_since = message.retry_at = None
     session.add(message)
-    queue_unit_receipt(app, session, message, placement.touched, attachments=rows)
+    if not awaiting_ocr:
+        queue_unit_receipt(app, session, message, placement.touched, attachments=rows)
     if parsed.bounce is not None:
         suppress_bounced(app, session, message, list(parsed.bounce.failed_recipients))
 
@@ -325,6 +334,28 @@ def _read_pdf(data: bytes, filename: str, row: Attachment) -> PdfForm | None:
         return None
     record_pdf_form(row, form)
     row.problems = [*row.problems, *_of_file(form.problems, filename)]
+    return form
+
+
+def _read_scan(
+    app: App, session: Session, form: PdfForm, row: Attachment, awaiting: list[str]
+) -> PdfForm:
+    """A scanned form PDF: with what OCR read when its content was read before (a later
+    poll, `intake reprocess`); else its OCR is queued and its sha256 added to `awaiting`
+    (the message's receipt waits for it). A scan OCR gave up on carries that problem."""
+    job = session.get(OcrJob, row.sha256)
+    if job is not None and job.status == "done" and job.reading is not None:
+        form = merge_reading(form, ScanReading.from_json(job.reading))
+        record_pdf_form(row, form)
+        return form
+    if job is not None and job.status == "failed":
+        if job.problem is not None:
+            failed = Problem.from_json(job.problem).with_params(file=row.filename)
+            row.problems = [*row.problems, failed.as_json()]
+        return form
+    if job is None:
+        queue_ocr(session, row.sha256, app.clock())
+    awaiting.append(row.sha256)
     return form
 
 

@@ -40,6 +40,7 @@ from service.agreement import stored_reading
 from service.bootstrap import App
 from service.models import Attachment, CaseRow, Outbox, Recommendation
 from service.models import Message as MailMessage
+from service.ocr_jobs import ocr_counts
 from service.todo import ACTION_LABELS, KIND_LABELS, todo_items, todo_json
 from service.web import charts, pdfpages, queries, texts
 from service.web.security import (
@@ -657,8 +658,16 @@ class Workspace:
             cursors = queries.cursors(session)
             counts = queries.outbox_counts(session)
             imports = queries.recent_imports(session)
+            scans = ocr_counts(session)
         return self.render(
-            request, "status.html", staff, cursors=cursors, counts=counts, imports=imports
+            request,
+            "status.html",
+            staff,
+            cursors=cursors,
+            counts=counts,
+            imports=imports,
+            scans=scans,
+            ocr_enabled=self.app.settings.ocr.enabled,
         )
 
     # -- open and API -----------------------------------------------------------------------
