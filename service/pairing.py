@@ -174,7 +174,8 @@ def _known_units(session: Session, message: Message, forms: Sequence[FormInput])
         if not unit or unit.startswith(UNIT_UNREAD):
             return
         key = normalize_unit(unit) or unit
-        _, addresses = senders.setdefault(key, (unit, set()))
+        name, addresses = senders.get(key, (unit, set()))
+        senders[key] = (unit if len(unit) > len(name) else name, addresses)  # the full name
         if sender:
             addresses.add(sender)
 
@@ -184,9 +185,13 @@ def _known_units(session: Session, message: Message, forms: Sequence[FormInput])
         add(unit, sender)
     for item in forms:
         add(item.form.unit, message.sender)
-    for recommender in session.exec(
-        select(Submission.recommender).where(col(Submission.recommender).is_not(None)).distinct()
-    ).all():
+    for recommender in sorted(
+        session.exec(
+            select(Submission.recommender)
+            .where(col(Submission.recommender).is_not(None))
+            .distinct()
+        ).all()
+    ):
         add(recommender)
     return [KnownUnit(name, tuple(sorted(addresses))) for name, addresses in senders.values()]
 

@@ -355,7 +355,8 @@ def check_scan_unit(
         return ScanUnit(None, "no unit read from the scan")
     for unit in known:
         if units_match(read, unit.name):
-            return ScanUnit(unit.name, f"the unit read from the scan is a known unit ({unit.name})")
+            name = max(unit.name, read, key=len)  # the full name, however either wrote it
+            return ScanUnit(name, f"the unit read from the scan is a known unit ({unit.name})")
     key = normalize_unit(read)
     scored = sorted(
         ((fuzz.ratio(key, normalize_unit(unit.name)), unit) for unit in known),

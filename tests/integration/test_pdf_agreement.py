@@ -115,7 +115,8 @@ def test_a_text_pdf_listing_other_rows_than_its_word_form_is_a_mismatch_for_staf
 def test_a_pdf_listing_the_word_forms_rows_agrees(app: App, drop: MailDrop):
     files = sample_files()
     drop.arrive(
-        app, mail(SENDER, "江苏移动推荐表", [files["form_word"], files["form_pdf"]], received=at(11))
+        app,
+        mail(SENDER, "江苏移动推荐表", [files["form_word"], files["form_pdf"]], received=at(11)),
     )
 
     register = register_of(app)
