@@ -564,6 +564,7 @@ def _join(
         previous = session.get(Attachment, recommendation.pdf_attachment_id)
         if previous is not None:
             previous.placed = False
+            previous.agreement = None  # it was checked against this recommendation's Word
             session.add(previous)
     recommendation.pdf_attachment_id = pdf.id
     recommendation.pdf_method = method
