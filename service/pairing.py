@@ -185,13 +185,8 @@ def _known_units(session: Session, message: Message, forms: Sequence[FormInput])
         add(unit, sender)
     for item in forms:
         add(item.form.unit, message.sender)
-    for recommender in sorted(
-        session.exec(
-            select(Submission.recommender)
-            .where(col(Submission.recommender).is_not(None))
-            .distinct()
-        ).all()
-    ):
+    recommenders = session.exec(select(Submission.recommender).distinct()).all()
+    for recommender in sorted(name for name in recommenders if name):
         add(recommender)
     return [KnownUnit(name, tuple(sorted(addresses))) for name, addresses in senders.values()]
 
