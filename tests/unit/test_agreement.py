@@ -9,6 +9,7 @@ from parsers.ocr import LabelSpot, ScanReading
 from service.agreement import check_agreement, title_score
 from service.pairing_rules import KnownUnit, check_scan_unit
 from service.scans import merge_reading, text_source_of
+from service.workbook import agreement_words
 
 WORD = [
     CaseRow(1, "数字孪生+智慧港口环境监测系统", "常州景行通信技术有限公司"),
@@ -174,3 +175,12 @@ def test_a_unit_like_no_known_one_is_a_new_unit():
 
 def test_no_unit_read_is_no_unit():
     assert check_scan_unit(None, KNOWN, sender="x@qq.example").unit is None
+
+
+def test_the_workbook_says_in_words_whether_the_pdf_agrees():
+    assert agreement_words(None) == ""
+    assert agreement_words(check_agreement(WORD, WORD)) == "一致"
+    differing = check_agreement(WORD[:3], [*WORD[:2], WORD[3]])
+    assert agreement_words(differing) == (
+        f"不一致：PDF缺少「{WORD[2].title}」；PDF多出「{WORD[3].title}」"
+    )
