@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import io
 import itertools
 import math
 import re
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from PIL import Image
+from pypdf import PdfReader
 
 from config.errors import ParseError
 from parsers.labels import (
@@ -165,35 +167,43 @@ _RAPIDOCR_MODELS: Final = {
 }
 
 
+def rapidocr_settings(threads: int = -1) -> dict[str, Any]:
+    """RapidOCR's parameters: every model by explicit path inside the wheel (nothing is
+    looked up or downloaded), no angle classifier (scans are upright), quiet logs."""
+    import rapidocr
+
+    models = Path(rapidocr.__file__).resolve().parent / "models"
+    params: dict[str, Any] = {key: str(models / name) for key, name in _RAPIDOCR_MODELS.items()}
+    missing = [path for path in params.values() if not Path(path).is_file()]
+    if missing:
+        raise RuntimeError(f"RapidOCR's bundled models are missing: {', '.join(missing)}")
+    params.update(
+        {
+            "Global.model_root_dir": str(models),
+            "Global.log_level": "warning",
+            "Global.use_cls": False,
+            "Global.max_side_len": ENGINE_MAX_SIDE,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+    return params
+
+
 class _RapidOcr:
-    """RapidOCR behind the `OcrEngine` seam: grayscale page in, level text boxes out."""
+    """RapidOCR behind the `OcrEngine` seam: grayscale page in, text boxes with slopes out."""
 
     def __init__(self, threads: int) -> None:
         import numpy
         import rapidocr
+        from PIL import ImageDraw, ImageFont
 
-        models = Path(rapidocr.__file__).resolve().parent / "models"
-        params: dict[str, Any] = {key: str(models / name) for key, name in _RAPIDOCR_MODELS.items()}
-        missing = [path for path in params.values() if not Path(path).is_file()]
-        if missing:
-            raise RuntimeError(f"RapidOCR's bundled models are missing: {', '.join(missing)}")
-        params.update(
-            {
-                # every model by explicit path: nothing is looked up or downloaded
-                "Global.model_root_dir": str(models),
-                "Global.log_level": "warning",
-                "Global.use_cls": False,  # scans are upright; the 180° classifier only costs
-                "Global.max_side_len": ENGINE_MAX_SIDE,
-                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            }
-        )
         self._numpy = numpy
-        self._ocr = rapidocr.RapidOCR(params=params)
+        self._ocr = rapidocr.RapidOCR(params=rapidocr_settings(threads))
         self.name = f"rapidocr-{importlib.metadata.version('rapidocr')}"
         # load the detection and recognition models now, not on the first real page
-        warm = Image.new("L", (320, 64), 255)
-        warm.paste(0, (20, 20, 300, 44))
+        warm = Image.new("L", (360, 80), 255)
+        ImageDraw.Draw(warm).text((10, 10), "OCR 2025", fill=0, font=ImageFont.load_default(48))
         self.read(warm)
 
     def read(self, image: Image.Image) -> list[TextBox]:
@@ -257,17 +267,20 @@ def render_pages(
 
     name = filename or "PDF"
     if b"%PDF" not in data[:1024]:
-        raise ParseError(f"{name}: not a PDF (no %PDF header)", filename=filename)
+        raise ParseError(
+            f"{name}: not a PDF (no %PDF header)", filename=filename, code="pdf_unreadable"
+        )
     try:
         document = pypdfium2.PdfDocument(data)
     except pypdfium2.PdfiumError as exc:
-        code = "pdf_encrypted" if "password" in str(exc).lower() else "pdf_unreadable"
-        raise ParseError(f"{name}: {exc}", filename=filename, code=code) from exc
+        raise _unopenable(data, name, filename, exc) from exc
     notes = problems if problems is not None else []
     try:
         page_count = len(document)
         if page_count == 0:
-            raise ParseError(f"{name}: the PDF has no pages", filename=filename)
+            raise ParseError(
+                f"{name}: the PDF has no pages", filename=filename, code="pdf_unreadable"
+            )
         if page_count > max_pages:
             notes.append(
                 Problem(
@@ -281,10 +294,14 @@ def render_pages(
                 width_pt, height_pt = page.get_size()
                 scale = dpi / 72
                 if width_pt <= 0 or height_pt <= 0:
-                    raise ParseError(f"{name}: page {index + 1} has no size", filename=filename)
+                    raise ParseError(
+                        f"{name}: page {index + 1} has no size",
+                        filename=filename,
+                        code="pdf_unreadable",
+                    )
                 pixels = width_pt * height_pt * scale * scale
                 if pixels > MAX_PAGE_PIXELS:
-                    scale *= math.sqrt(MAX_PAGE_PIXELS / pixels)
+                    scale *= math.sqrt(MAX_PAGE_PIXELS / pixels) * 0.995  # PDFium rounds up
                     notes.append(
                         Problem(
                             "ocr_page_too_large",
@@ -302,9 +319,27 @@ def render_pages(
                 page.close()
         return images
     except pypdfium2.PdfiumError as exc:
-        raise ParseError(f"{name}: {exc}", filename=filename) from exc
+        raise ParseError(f"{name}: {exc}", filename=filename, code="pdf_unreadable") from exc
     finally:
         document.close()
+
+
+def _unopenable(data: bytes, name: str, filename: str, error: Exception) -> ParseError:
+    """Why PDFium could not open a PDF, in words: encrypted, without pages, or damaged
+    (PDFium says "password" for some page-less files too, so pypdf is asked)."""
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            return ParseError(
+                f"{name}: encrypted with a password", filename=filename, code="pdf_encrypted"
+            )
+        if len(reader.pages) == 0:
+            return ParseError(
+                f"{name}: the PDF has no pages", filename=filename, code="pdf_unreadable"
+            )
+    except Exception:  # pypdf raises many types on damaged files; PDFium's word stands
+        pass
+    return ParseError(f"{name}: {error}", filename=filename, code="pdf_unreadable")
 
 
 def ocr_input(page: Image.Image) -> Image.Image:
@@ -594,7 +629,7 @@ def _split_by_words(box: _Box) -> list[_Box]:
     """A box holding several header words (序号案例名称申报单位) cut into one box per word,
     by each word's share of the characters."""
     matches = list(_HEADER_WORDS.finditer(box.text))
-    if len(matches) < 2:
+    if len(matches) < 2 or _column_of(box.text) is not None:
         return [box]
     per_char = box.width / max(len(box.text), 1)
     pieces = []
@@ -850,7 +885,11 @@ def _read_table(boxes: list[_Box], carried: _Table | None) -> _TableReading | No
     if not anchors:
         return _TableReading([], top, end, table, used)
     content = [box for box in below if box.cx >= row_right]
-    bands = _row_bands(anchors, content, top, end)
+    title_index = next(
+        index for index, header in enumerate(table.headers) if header.column == "title"
+    )
+    titles = [box for box in content if table.column_index(box.cx) == title_index]
+    bands = _row_bands(anchors, content, titles, top, end)
     rows: list[dict[CaseColumn, str]] = []
     for anchor, (band_top, band_bottom) in zip(anchors, bands, strict=True):
         cells: dict[int, list[_Box]] = {}
@@ -872,17 +911,25 @@ def _read_table(boxes: list[_Box], carried: _Table | None) -> _TableReading | No
 
 
 def _row_bands(
-    anchors: Sequence[_Box], content: Sequence[_Box], top: float, end: float
+    anchors: Sequence[_Box],
+    content: Sequence[_Box],
+    titles: Sequence[_Box],
+    top: float,
+    end: float,
 ) -> list[tuple[float, float]]:
-    """Each row's top and bottom: between two row numbers, where the fewest lines of text
-    cross (the row's ruling line); the last row ends where its text stops."""
+    """Each row's top and bottom. Where row numbers sit at the top of their rows (Word's
+    default), a row starts right above its number; where they sit in the middle, rows part
+    where the fewest lines of text cross between two numbers. The last row ends where its
+    text stops."""
     spans = [_shrunk_y(box) for box in content]
+    line_height = statistics.median(box.height for box in [*anchors, *content])
+    at_top = _numbers_at_row_tops(anchors, content, titles, line_height)
     borders = [top]
     for upper, lower in itertools.pairwise(anchors):
-        near = [span for span in spans if span[1] > upper.cy and span[0] < lower.cy]
-        borders.append(_emptiest(upper.cy, lower.cy, near) if near else (upper.cy + lower.cy) / 2)
+        low = max(upper.cy, lower.y0 - 0.9 * line_height) if at_top else upper.cy
+        near = [span for span in spans if span[1] > low and span[0] < lower.cy]
+        borders.append(_emptiest(low, lower.cy, near) if near else (low + lower.cy) / 2)
     last = anchors[-1]
-    line_height = statistics.median(box.height for box in [*anchors, *content])
     bottom = max(last.y1, borders[-1])
     for box in sorted(content, key=lambda item: item.y0):
         if box.cy < borders[-1] or box.y0 > end:
@@ -892,6 +939,19 @@ def _row_bands(
         bottom = max(bottom, box.y1)
     borders.append(min(end, bottom + 0.2 * line_height))
     return list(itertools.pairwise(borders))
+
+
+def _numbers_at_row_tops(
+    anchors: Sequence[_Box], content: Sequence[_Box], titles: Sequence[_Box], line_height: float
+) -> bool:
+    """Whether the row numbers are written at the top of their rows: nothing of the first
+    row stands a line above its number, and every number has a title line level with it."""
+    first = anchors[0]
+    if any(box.cy < first.cy - 0.6 * line_height for box in content):
+        return False
+    return all(
+        any(abs(box.cy - anchor.cy) <= 0.35 * line_height for box in titles) for anchor in anchors
+    )
 
 
 def _case_rows(rows: Sequence[dict[CaseColumn, str]], first: int) -> list[CaseRow]:
@@ -960,10 +1020,11 @@ def _clean_unit(text: str) -> str | None:
 
 def _find_unit(lines: Sequence[list[_Box]], excluded: set[int]) -> str | None:
     """The recommending unit, by its label: written in the label's own box, to its right on
-    the same line, or right below it; the 推荐单位（盖章）line is the last resort."""
+    the same line (wrapping onto the lines below in a narrow cell), or right below it; the
+    推荐单位（盖章）line is the last resort."""
     seal_line_values: list[str] = []
     flat = [box for line in lines for box in line]
-    for line in lines:
+    for line_number, line in enumerate(lines):
         for position, box in enumerate(line):
             if id(box) in excluded:
                 continue
@@ -972,13 +1033,17 @@ def _find_unit(lines: Sequence[list[_Box]], excluded: set[int]) -> str | None:
                 continue
             is_seal_line = match.group("marker") is not None
             value = _clean_unit(match.group("rest"))
+            value_boxes = [box]
             if value is None:
-                right = []
+                value_boxes = []
                 for neighbour in line[position + 1 :]:
                     if _is_label(neighbour.text):
                         break
-                    right.append(neighbour.text)
-                value = _clean_unit(" ".join(right))
+                    value_boxes.append(neighbour)
+                value = _clean_unit(" ".join(item.text for item in value_boxes))
+            if value is not None and not is_seal_line:
+                wrapped = _wrapped_lines(value_boxes[0], lines[line_number + 1 :], excluded)
+                value = _clean_unit(_join_wrapped([value, *wrapped])) or value
             if value is None and not is_seal_line:
                 value = _value_below(box, flat, excluded)
             if value is None:
@@ -988,6 +1053,31 @@ def _find_unit(lines: Sequence[list[_Box]], excluded: set[int]) -> str | None:
             else:
                 return value
     return seal_line_values[0] if seal_line_values else None
+
+
+def _wrapped_lines(first: _Box, following: Sequence[list[_Box]], excluded: set[int]) -> list[str]:
+    """The lines a value wraps onto: right below it, starting where it starts, with no
+    label of their own to their left."""
+    texts: list[str] = []
+    previous = first
+    for line in following:
+        below = next(
+            (
+                box
+                for box in line
+                if id(box) not in excluded
+                and abs(box.x0 - first.x0) <= first.height
+                and -0.2 * first.height <= box.y0 - previous.y1 <= 0.6 * first.height
+            ),
+            None,
+        )
+        if below is None or _is_label(below.text):
+            break
+        if any(box.x1 <= below.x0 + 1 and _is_label(box.text) for box in line):
+            break
+        texts.append(below.text)
+        previous = below
+    return texts
 
 
 def _value_below(label: _Box, boxes: Sequence[_Box], excluded: set[int]) -> str | None:
