@@ -426,6 +426,15 @@ def reprocess_command(
         err.print(
             f"reprocessed: {counts.processed} processed, {counts.needs_attention} need attention"
         )
+        from service.ocr_jobs import ocr_counts
+
+        with Session(application.engine) as session:
+            unread = ocr_counts(session)["queued"]
+        if unread:  # scans read before are never read again: only these wait
+            err.print(
+                f"{unread} scan(s) never read before are queued for OCR: `intake run` or the "
+                "next `intake poll` reads them and sends the receipts that wait for them"
+            )
         if counts.deferred:
             err.print(
                 "stopped at a message that met a passing fault (database or disk); the rest "

@@ -36,7 +36,7 @@ from service.bootstrap import App
 from service.db import is_postgres
 from service.faults import one_line, transient_fault
 from service.models import Attachment, Message, OcrJob, Recommendation
-from service.ocr_worker import WHY, Event, OcrAttemptFailed, OcrEngineUnavailable, OcrWorker
+from service.ocr_worker import WHY, Event, OcrAttemptError, OcrEngineUnavailableError, OcrWorker
 from service.outbox import queue_unit_receipt
 from service.scans import apply_reading
 
@@ -213,9 +213,7 @@ def _store_outcome(
         details = dict(message.details)
         waiting = [item for item in details.get(AWAITING, []) if item != job.sha256]
         if problem is not None:
-            file_problems = [
-                item for item in message.problems if item.get("code") == "ocr_failed"
-            ]
+            file_problems = [item for item in message.problems if item.get("code") == "ocr_failed"]
             for attachment in attachments:
                 if attachment.message_pk != message.id:
                     continue
@@ -249,7 +247,7 @@ def finish_job(
     claimed: ClaimedJob,
     *,
     reading: ScanReading | None = None,
-    failure: OcrAttemptFailed | None = None,
+    failure: OcrAttemptError | None = None,
     pages: int = 0,
     seconds: float = 0.0,
 ) -> str:
@@ -377,7 +375,9 @@ def run_ocr_jobs(
                 return
             if claimed is None:
                 return
-            if not _run_one(app, worker, claimed, report, lock, on_event, stop):
+            if not _run_one(
+                app, worker, claimed, report=report, lock=lock, on_event=on_event, stop=stop
+            ):
                 return
 
     threads = [
@@ -397,6 +397,7 @@ def _run_one(
     app: App,
     worker: OcrWorker,
     claimed: ClaimedJob,
+    *,
     report: OcrReport,
     lock: threading.Lock,
     on_event: JobEvent | None,
@@ -409,7 +410,7 @@ def _run_one(
     name = claimed.filename or claimed.sha256[:12]
     try:
         worker.start()
-    except OcrEngineUnavailable as exc:
+    except OcrEngineUnavailableError as exc:
         _unclaim(app, claimed)
         logger.error("OCR: %s; scans wait until it is fixed", exc)
         with lock:
@@ -423,11 +424,11 @@ def _run_one(
             on_event(claimed, event)
 
     try:
-        result = worker.read(path, on_event=forward)
+        result = worker.read(path, filename=claimed.filename, on_event=forward)
         status = finish_job(
             app, claimed, reading=result.reading, pages=result.pages, seconds=result.seconds
         )
-    except OcrAttemptFailed as failure:
+    except OcrAttemptError as failure:
         if stop.is_set():
             _unclaim(app, claimed)
             logger.info("OCR of %s: stopped by the service stopping; read at the next start", name)

@@ -8,7 +8,7 @@ library prints goes to standard error, never into the protocol.
 
 `OcrWorker` is the parent's handle. It enforces the per-page time limit and the memory limit
 by killing the process (and starting a fresh one for the next request), and turns a crash,
-a time-out or the memory limit into `OcrAttemptFailed`, never into anything else: the caller
+a time-out or the memory limit into `OcrAttemptError`, never into anything else: the caller
 (`service.ocr_jobs`) decides whether to try again or to leave the PDF to staff.
 
 The memory limit is watched from the parent (the child's resident set, read from /proc)
@@ -38,15 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
-from config.errors import IntakeError
+from config.errors import IntakeError, ParseError
 from config.settings import OcrSettings
+from parsers.model import Problem
 from parsers.ocr import (
     OcrEngine,
     PageBoxes,
     ScanReading,
     TextBox,
     judge_seal,
-    ocr_input,
+    ocr_page,
     rapidocr_engine,
     read_scan,
     render_pages,
@@ -86,7 +87,7 @@ Event = dict[str, Any]
 EventHandler = Callable[[Event], None]
 
 
-class OcrAttemptFailed(IntakeError):
+class OcrAttemptError(IntakeError):
     """One try at reading a PDF failed: the worker crashed, ran out of time or memory, or
     the engine raised. `kind` says which; `detail` is an English line for the log."""
 
@@ -101,7 +102,7 @@ class OcrAttemptFailed(IntakeError):
         return self.kind == "unreadable"
 
 
-class OcrEngineUnavailable(IntakeError):
+class OcrEngineUnavailableError(IntakeError):
     """The worker could not start its engine (not installed, damaged): an operator's matter,
     not the PDF's, so no PDF is charged a try for it."""
 
@@ -133,30 +134,46 @@ def _box_json(box: TextBox) -> list[object]:
 
 
 def read_request(
-    engine: OcrEngine, path: Path, *, max_pages: int, send: Callable[[Event], None]
+    engine: OcrEngine,
+    path: Path,
+    *,
+    max_pages: int,
+    filename: str,
+    send: Callable[[Event], None],
 ) -> None:
-    """Render, OCR and read one PDF, announcing each page; the last event is the reading."""
+    """Render, OCR and read one PDF as `parsers.ocr.ocr_pdf` does, announcing each page;
+    the last event is the reading (a PDF that does not open reads as no pages, with the
+    problem that says why)."""
+    problems: list[Problem] = []
     try:
-        pages = render_pages(path.read_bytes(), max_pages=max_pages)
+        pages = render_pages(
+            path.read_bytes(), max_pages=max_pages, problems=problems, filename=filename
+        )
+    except ParseError as exc:
+        problem = Problem(exc.code or "pdf_unreadable", {"file": filename, "detail": str(exc)})
+        empty = ScanReading(engine=engine.name, pages=0, page_texts=[], problems=[problem])
+        send({"event": "reading", "pages": 0, "reading": empty.as_json()})
+        return
     except Exception as exc:
         send({"event": "unreadable", "detail": f"{type(exc).__name__}: {exc}"})
         return
     found: list[PageBoxes] = []
     for number, page in enumerate(pages, start=1):
         send({"event": "page_started", "page": number, "pages": len(pages), "pid": os.getpid()})
-        boxes = tuple(engine.read(ocr_input(page)))
-        found.append(PageBoxes(width=page.width, height=page.height, boxes=boxes))
+        read = ocr_page(page, engine)
+        found.append(read)
         send(
             {
                 "event": "page_read",
                 "page": number,
                 "pages": len(pages),
-                "width": page.width,
-                "height": page.height,
-                "boxes": [_box_json(box) for box in boxes],
+                "width": read.width,
+                "height": read.height,
+                "boxes": [_box_json(box) for box in read.boxes],
             }
         )
     reading = read_scan(found, engine=engine.name)
+    reading.problems[:0] = problems
     label = reading.seal_label
     if label is not None and 1 <= label.page <= len(pages):
         reading.seal = judge_seal(pages[label.page - 1], label)
@@ -183,7 +200,11 @@ def serve(engine_spec: str, requests: IO[str], replies: IO[str]) -> int:
         request = json.loads(line)
         try:
             read_request(
-                engine, Path(request["path"]), max_pages=int(request["max_pages"]), send=send
+                engine,
+                Path(request["path"]),
+                max_pages=int(request["max_pages"]),
+                filename=str(request.get("filename", "")),
+                send=send,
             )
         except Exception as exc:  # the engine raised: this try failed, the worker goes on
             send({"event": "failed", "detail": f"{type(exc).__name__}: {exc}"})
@@ -275,7 +296,6 @@ class OcrWorker:
             text=True,
             encoding="utf-8",
             start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent,
         )
         threading.Thread(
             target=self._read_events,
@@ -285,11 +305,11 @@ class OcrWorker:
         ).start()
         try:
             event = self._next_event(self.settings.page_timeout.total_seconds() * 2)
-        except OcrAttemptFailed as exc:
-            raise OcrEngineUnavailable(f"the OCR worker did not start: {exc.detail}") from exc
+        except OcrAttemptError as exc:
+            raise OcrEngineUnavailableError(f"the OCR worker did not start: {exc.detail}") from exc
         if event.get("event") != "ready":
             self.close()
-            raise OcrEngineUnavailable(
+            raise OcrEngineUnavailableError(
                 f"the OCR engine {self.settings.engine!r} could not be loaded: "
                 f"{event.get('detail', event)}"
             )
@@ -319,36 +339,43 @@ class OcrWorker:
                 code = self._process.wait() if self._process is not None else None
                 self.close()
                 how = f"killed by signal {-code}" if code is not None and code < 0 else code
-                raise OcrAttemptFailed("crashed", f"the OCR worker ended ({how})")
+                raise OcrAttemptError("crashed", f"the OCR worker ended ({how})")
             if event:
                 return event
             memory = resident_mb(self.pid or 0)
             if memory is not None and memory > self.settings.memory_limit_mb:
                 self.close()
-                raise OcrAttemptFailed(
+                raise OcrAttemptError(
                     "memory",
                     f"the OCR worker used {memory:.0f} MB, over ocr.memory_limit_mb "
                     f"({self.settings.memory_limit_mb}): killed",
                 )
             if time.monotonic() > deadline:
                 self.close()
-                raise OcrAttemptFailed(
+                raise OcrAttemptError(
                     "timeout", f"no answer within {limit:g} s (ocr.page_timeout): killed"
                 )
 
-    def read(self, path: Path, *, on_event: EventHandler | None = None) -> WorkerReading:
-        """OCR the PDF at `path` page by page; `on_event` sees every event as it comes."""
+    def read(
+        self, path: Path, *, filename: str = "", on_event: EventHandler | None = None
+    ) -> WorkerReading:
+        """OCR the PDF at `path` (sent as `filename`) page by page; `on_event` sees every
+        event as it comes."""
         self.start()
         began = time.monotonic()
         process = self._process
         assert process is not None and process.stdin is not None
-        request = {"path": str(path), "max_pages": self.settings.max_pages}
+        request = {
+            "path": str(path.resolve()),
+            "filename": filename,
+            "max_pages": self.settings.max_pages,
+        }
         try:
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
         except OSError as exc:
             self.close()
-            raise OcrAttemptFailed("crashed", f"the OCR worker is gone: {exc}") from exc
+            raise OcrAttemptError("crashed", f"the OCR worker is gone: {exc}") from exc
         limit = self.settings.page_timeout.total_seconds()
         while True:
             event = self._next_event(limit)
@@ -362,9 +389,9 @@ class OcrWorker:
                     seconds=time.monotonic() - began,
                 )
             if kind == "unreadable":
-                raise OcrAttemptFailed("unreadable", str(event.get("detail", "")))
+                raise OcrAttemptError("unreadable", str(event.get("detail", "")))
             if kind == "failed":
-                raise OcrAttemptFailed("error", str(event.get("detail", "")))
+                raise OcrAttemptError("error", str(event.get("detail", "")))
 
     def close(self) -> None:
         """Stop the process (kill it when it does not end on its own at once)."""

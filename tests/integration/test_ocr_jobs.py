@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
+from parsers.model import Problem
 from service.bootstrap import App
 from service.ingest import poll
-from parsers.model import Problem
 from service.models import Attachment, Message, OcrJob, Outbox
 from service.ocr_jobs import OcrPool, ocr_counts, release_held_receipts, run_ocr_jobs
 from service.processing import rebuild_all
@@ -166,9 +166,7 @@ def test_a_receipt_waits_at_most_max_wait_then_says_the_scan_is_being_read_and_o
     assert "scan_being_read" not in codes(message(app, scan_id).problems)  # past for staff
 
 
-def test_ocr_disabled_answers_a_scan_at_once_as_before(
-    db_url: str, tmp_path: Path, drop: MailDrop
-):
+def test_ocr_disabled_answers_a_scan_at_once_as_before(db_url: str, tmp_path: Path, drop: MailDrop):
     app = ocr_app(db_url, tmp_path, drop, enabled=False)
     scan_id = drop.drop(scan_mail())
     poll(app)
@@ -293,7 +291,11 @@ def test_a_worker_over_its_memory_limit_is_killed_and_the_scan_left_to_staff(
     sqlite_url: str, tmp_path: Path, drop: MailDrop
 ):
     app = ocr_app(
-        sqlite_url, tmp_path, drop, engine=f"{ENGINES}:hungry_engine", memory_limit_mb=300,
+        sqlite_url,
+        tmp_path,
+        drop,
+        engine=f"{ENGINES}:hungry_engine",
+        memory_limit_mb=300,
         max_attempts=1,
     )
     drop.drop(scan_mail())
@@ -331,3 +333,17 @@ def test_the_worker_refuses_any_network_attempt(sqlite_url: str, tmp_path: Path,
     text = "\n".join(reading["page_texts"])
     assert "reached" not in text
     assert text.count("refused: PermissionError") >= 2, text
+
+
+def test_two_workers_read_three_scans_each_once(db_url: str, tmp_path: Path, drop: MailDrop):
+    app = ocr_app(db_url, tmp_path, drop, workers=2)
+    scan_ids = [drop.drop(scan_mail(marker)) for marker in (1, 2, 3)]
+    poll(app)
+
+    report = read_scans(app)
+
+    assert (report.done, report.retried, report.failed) == (3, 0, 0)
+    with Session(app.engine) as session:
+        jobs = session.exec(select(OcrJob)).all()
+    assert [(item.status, item.attempts) for item in jobs] == [("done", 1)] * 3
+    assert all(len(receipts_for(app, scan_id)) == 1 for scan_id in scan_ids)

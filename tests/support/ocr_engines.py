@@ -40,9 +40,7 @@ def fixed_boxes(image: Image.Image, lines: tuple[str, ...] = FORM_LINES) -> list
     width, height = image.size
     step = height / (len(lines) + 2)
     return [
-        TextBox(
-            text=line, x0=width * 0.1, y0=step * (n + 1), x1=width * 0.9, y1=step * (n + 1.6)
-        )
+        TextBox(text=line, x0=width * 0.1, y0=step * (n + 1), x1=width * 0.9, y1=step * (n + 1.6))
         for n, line in enumerate(lines)
     ]
 
