@@ -184,3 +184,16 @@ def test_the_workbook_says_in_words_whether_the_pdf_agrees():
     assert agreement_words(differing) == (
         f"不一致：PDF缺少「{WORD[2].title}」；PDF多出「{WORD[3].title}」"
     )
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "中国移动通信集团四川有限公司",  # another province of a known group
+        "山西省通信行业协会",  # another province's association
+        "中国移动通信集团江苏有限公司常州分公司",  # a known unit's branch
+        "中国铁塔股份有限公司湖北省分公司",
+    ],
+)
+def test_a_unit_alike_a_known_one_but_of_another_province_or_a_branch_is_a_new_unit(unit: str):
+    assert check_scan_unit(unit, KNOWN, sender="x@qq.example").unit == unit
