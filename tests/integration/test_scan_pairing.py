@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from parsers.mail import parse_message
+from service.agreement import title_score
 from service.bootstrap import App
 from service.imports import import_submissions
 from service.models import OcrJob, Outbox
@@ -23,6 +25,8 @@ from service.todo import todo_items
 from tests.support.apps import SAMPLES, make_app, register_of
 from tests.support.mailmaker import Case, File, Form, MailDrop, at, mail, word
 from tests.support.readings import ocr_done, real_reading
+from tests.support.scans import SCAN_FORMS, Scan, scans
+from tests.support.services import missing_service
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +218,104 @@ def test_a_reading_after_the_message_ends_where_processing_with_the_reading_does
 
 def sha(file: File) -> str:
     return hashlib.sha256(file.data).hexdigest()
+
+
+# -- scans made the way units make them (LibreOffice, 150–200 dpi, aged, sealed) ------------
+
+
+@pytest.fixture(scope="module")
+def made() -> dict[str, Scan]:
+    """The made scans by unit (cached on disk across runs; LibreOffice when not)."""
+    if shutil.which("soffice") is None:
+        missing_service("LibreOffice", "apt-get install libreoffice-writer-nogui")
+    return {scan.unit: scan for scan in scans()}
+
+
+def spec_of(unit: str) -> Form:
+    return next(spec.form for spec in SCAN_FORMS if spec.form.unit == unit)
+
+
+HEBEI = "中国联合网络通信有限公司河北省分公司"  # clean, 200 dpi
+HUBEI = "中国铁塔股份有限公司湖北省分公司"  # a phone photo, the unit wrapping in its cell
+BEIJING = "北京市通信行业协会"  # clean
+
+
+def test_a_made_scan_whose_rows_differ_from_its_word_form_raises_pdf_mismatch(
+    scanning: App, drop: MailDrop, made: dict[str, Scan]
+):
+    scan = made[HEBEI]
+    ocr_done(scanning, scan.pdf, scanning.clock())
+    written = spec_of(HEBEI)
+    dropped = written.cases[5]
+    corrected = Form(HEBEI, [*written.cases[:5], ADDED])
+
+    drop.arrive(
+        scanning,
+        mail(
+            "zhang@he.chinaunicom.example",
+            "河北联通推荐表",
+            [word("河北联通-推荐表.docx", corrected), File("推荐表（盖章）.pdf", scan.pdf)],
+            received=at(15),
+        ),
+    )
+
+    register = register_of(scanning)
+    recommendation = current_of(register, HEBEI)
+    pdf = recommendation["pdf"]
+    assert (pdf["text_source"], pdf["unit_on_pdf"], pdf["seal"]) == ("ocr", HEBEI, "present")
+    agreement = pdf["agreement"]
+    assert (agreement["rows_on_word"], agreement["rows_found"]) == (6, 5)
+    assert agreement["missing"] == [{"row": 6, "title": ADDED.title, "applicant": ADDED.applicant}]
+    [extra] = agreement["extra"]
+    assert title_score(extra, dropped.title) >= 85, extra
+    assert "pdf_mismatch" in [item.kind for item in todo_items(register)]
+    [receipt] = receipts(scanning)
+    assert "所列案例不一致" in receipt.text_body
+
+
+def test_a_unit_that_mails_only_a_photographed_scan_is_recorded_awaiting_its_word_form(
+    scanning: App, drop: MailDrop, made: dict[str, Scan]
+):
+    scan = made[HUBEI]
+    ocr_done(scanning, scan.pdf, scanning.clock())
+
+    drop.arrive(
+        scanning,
+        mail("tower@hb.example", "推荐表", [File("推荐表.pdf", scan.pdf)], received=at(15)),
+    )
+
+    recommendation = current_of(register_of(scanning), HUBEI)
+    assert recommendation["word"] is None
+    assert [problem["code"] for problem in recommendation["problems"]] == ["awaiting_word"]
+    titles = [case["title"] for case in recommendation["cases"]]
+    assert len(titles) == len(spec_of(HUBEI).cases)
+    for case, truth in zip(recommendation["cases"], spec_of(HUBEI).cases, strict=True):
+        assert title_score(case["title"], truth.title) >= 85, (case["title"], truth.title)
+        assert "read_from_scan" in [warning["code"] for warning in case["warnings"]]
+
+
+def test_a_made_scan_sent_alone_a_day_after_its_word_form_pairs_by_its_unit(
+    scanning: App, drop: MailDrop, made: dict[str, Scan]
+):
+    drop.arrive(
+        scanning,
+        mail(
+            "li@bjca.example",
+            "北京市通信行业协会推荐表",
+            [word("推荐表.docx", spec_of(BEIJING))],
+            received=at(15),
+        ),
+    )
+    scan = made[BEIJING]
+    ocr_done(scanning, scan.pdf, scanning.clock())
+
+    drop.arrive(
+        scanning,
+        mail("fax@163.example", "盖章件", [File("扫描0001.pdf", scan.pdf)], received=at(16)),
+    )
+
+    recommendation = current_of(register_of(scanning), BEIJING)
+    assert recommendation["pdf"]["filename"] == "扫描0001.pdf"
+    assert recommendation["complete"] is True
+    assert recommendation["pdf"]["agreement"]["missing"] == []
+    assert recommendation["pdf"]["agreement"]["extra"] == []
