@@ -399,7 +399,7 @@ CATALOGUE: dict[str, ProblemSpec] = {
         staff="盖章PDF与Word推荐表的案例不一致（PDF缺少：{missing}；PDF多出：{extra}）。"
         "请打开两份文件核对，必要时请推荐单位重新发送一致的版本。",
         sender="盖章PDF与Word版推荐表所列案例不一致（PDF中缺少：{missing}；PDF中多出：{extra}）。"
-        "请核对后重新发送内容一致的两份文件。",
+        "请按Word版推荐表重新盖章，将与之一致的盖章PDF发送至本邮箱；如Word版有误，请一并发送更正后的Word版。",
         log="the sealed PDF and the Word form disagree: missing {missing}, extra {extra}",
     ),
     # --- what a scan read by OCR gives to pairing -------------------------------------

@@ -174,7 +174,8 @@ def _known_units(session: Session, message: Message, forms: Sequence[FormInput])
         if not unit or unit.startswith(UNIT_UNREAD):
             return
         key = normalize_unit(unit) or unit
-        _, addresses = senders.setdefault(key, (unit, set()))
+        name, addresses = senders.get(key, (unit, set()))
+        senders[key] = (unit if len(unit) > len(name) else name, addresses)  # the full name
         if sender:
             addresses.add(sender)
 
@@ -184,9 +185,8 @@ def _known_units(session: Session, message: Message, forms: Sequence[FormInput])
         add(unit, sender)
     for item in forms:
         add(item.form.unit, message.sender)
-    for recommender in session.exec(
-        select(Submission.recommender).where(col(Submission.recommender).is_not(None)).distinct()
-    ).all():
+    recommenders = session.exec(select(Submission.recommender).distinct()).all()
+    for recommender in sorted(name for name in recommenders if name):
         add(recommender)
     return [KnownUnit(name, tuple(sorted(addresses))) for name, addresses in senders.values()]
 
@@ -559,6 +559,7 @@ def _join(
         previous = session.get(Attachment, recommendation.pdf_attachment_id)
         if previous is not None:
             previous.placed = False
+            previous.agreement = None  # it was checked against this recommendation's Word
             session.add(previous)
     recommendation.pdf_attachment_id = pdf.id
     recommendation.pdf_method = method

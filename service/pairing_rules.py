@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from rapidfuzz import fuzz
 
 from parsers.normalize import (
+    PROVINCES,
     find_unit_mention,
     normalize_text,
     normalize_title,
@@ -335,6 +336,21 @@ def _vouched(unit: KnownUnit, sender: str) -> bool:
     )
 
 
+def _provinces(key: str) -> frozenset[str]:
+    """The provinces a normalised unit name names (by their short names)."""
+    return frozenset(province.short for province in PROVINCES if province.short in key)
+
+
+def _may_be_misread_as(read_key: str, known_key: str) -> bool:
+    """Whether `read_key` can be an OCR misreading of `known_key` rather than another unit:
+    two names of different provinces (山西 / 上海 协会), or one holding the other whole (a
+    company and its city branch), are two units however alike they look."""
+    read_provinces, known_provinces = _provinces(read_key), _provinces(known_key)
+    if read_provinces and known_provinces and not read_provinces & known_provinces:
+        return False
+    return read_key not in known_key and known_key not in read_key
+
+
 def check_scan_unit(
     read: str | None,
     known: Sequence[KnownUnit],
@@ -348,17 +364,23 @@ def check_scan_unit(
     A known unit (same name, or nearly: ≥ `SCAN_UNIT_KNOWN`, or ≥ `SCAN_UNIT_VOUCHED` when the
     sender sent that unit's forms before) is taken under its known name. Otherwise the read
     name stands when the file name or subject names it too, or when it resembles no known
-    unit at all (a new unit); a near miss of a known unit is not trusted.
+    unit it could be a misreading of (a new unit); a near miss of a known unit is not
+    trusted. A unit of another province, or a branch of a known unit, is never a misreading.
     """
     read = (read or "").strip()
     if not read:
         return ScanUnit(None, "no unit read from the scan")
     for unit in known:
         if units_match(read, unit.name):
-            return ScanUnit(unit.name, f"the unit read from the scan is a known unit ({unit.name})")
+            name = max(unit.name, read, key=len)  # the full name, however either wrote it
+            return ScanUnit(name, f"the unit read from the scan is a known unit ({unit.name})")
     key = normalize_unit(read)
     scored = sorted(
-        ((fuzz.ratio(key, normalize_unit(unit.name)), unit) for unit in known),
+        (
+            (fuzz.ratio(key, known_key), unit)
+            for unit in known
+            if _may_be_misread_as(key, known_key := normalize_unit(unit.name))
+        ),
         key=lambda pair: -pair[0],
     )
     best_score = scored[0][0] if scored else 0.0

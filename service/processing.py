@@ -347,8 +347,11 @@ def _read_scan(
     (the message's receipt waits for it). A scan OCR gave up on carries that problem."""
     job = session.get(OcrJob, row.sha256)
     if job is not None and job.status == "done" and job.reading is not None:
-        form = merge_reading(form, ScanReading.from_json(job.reading))
+        reading = ScanReading.from_json(job.reading)
+        form = merge_reading(form, reading)
         record_pdf_form(row, form)
+        # as `apply_reading` records them when the reading comes after the message
+        row.problems = [*row.problems, *_of_file(reading.problems, row.filename)]
         return form
     if job is not None and job.status == "failed":
         if job.problem is not None:

@@ -168,6 +168,11 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         if seal:
             result["seal"] = attachment.seal or "unknown"
             result["scanned"] = attachment.scanned
+            result["text_source"] = attachment.text_source or (
+                "text" if attachment.pdf_text.strip() else "none"
+            )
+            result["unit_on_pdf"] = attachment.pdf_unit
+            result["agreement"] = attachment.agreement
         return result
 
     # Sorted here, not by the database: PostgreSQL collations order Chinese text otherwise.

@@ -36,6 +36,7 @@ from parsers.mail import parse_message
 from parsers.model import Problem
 from service import accounts, decisions
 from service.accounts import Staff
+from service.agreement import stored_reading
 from service.bootstrap import App
 from service.models import Attachment, CaseRow, Outbox, Recommendation
 from service.models import Message as MailMessage
@@ -425,6 +426,11 @@ class Workspace:
                 for name, attachment in (("word", word), ("pdf", pdf))
                 if attachment and (message := session.get(MailMessage, attachment.message_pk))
             }
+            reading = (
+                stored_reading(session, pdf.sha256)
+                if pdf is not None and pdf.text_source == "ocr"
+                else None
+            )
         pages = pdfpages.page_count(self.app.archive, pdf.sha256) if pdf else 0
         return self.render(
             request,
@@ -438,7 +444,19 @@ class Workspace:
             pdf=pdf,
             arrivals=arrivals,
             pages=range(1, pages + 1),
+            page_texts=self._page_texts(pdf, reading.page_texts if reading else None),
         )
+
+    def _page_texts(self, pdf: Attachment | None, read: list[str] | None) -> dict[int, str]:
+        """The text of each page of the PDF by page number: what OCR read on a scan, or its
+        text layer."""
+        if pdf is None or pdf.text_source == "none":
+            return {}
+        if pdf.text_source == "ocr":
+            texts = read if read is not None else pdf.pdf_text.split("\n\n")
+        else:
+            texts = pdfpages.page_texts(self.app.archive, pdf.sha256)
+        return {number: text for number, text in enumerate(texts, start=1) if text.strip()}
 
     def unit_page_image(self, request: Request, staff: Staff) -> Response:
         """One page of a recommendation's sealed PDF as PNG."""
