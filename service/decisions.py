@@ -36,8 +36,8 @@ from service.models import (
 )
 from service.outbox import queue_reminder
 from service.reconcile import reconcile
-from service.seals import SEAL_OF_ACTION, set_seal, staff_seals
 from service.register import build_register
+from service.seals import SEAL_OF_ACTION, set_seal, staff_seals
 from service.todo import ACTION_LABELS, TodoItem, todo_items, todo_json, unit_of_target
 
 GONE = "这一项已经有人处理过了，或已不在待处理中。请刷新页面查看最新情况。"
