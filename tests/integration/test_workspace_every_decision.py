@@ -8,8 +8,10 @@ Tests run in order on the module's campaign: the second starts where the first l
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +30,7 @@ from tests.support.deciding import (
 from tests.support.every_kind import QUESTION_SENDER, build_every_kind_campaign
 from tests.support.language import assert_reads_chinese
 from tests.support.services import free_port
-from tests.support.workspace import Workspace, csrf_of
+from tests.support.workspace import Workspace, build_campaign, csrf_of
 
 pytestmark = pytest.mark.integration
 
@@ -317,6 +319,8 @@ def test_every_action_over_the_api_and_its_undo_restores_the_register(desk: Work
                 "handled",
                 "drop",
             ), f"{kind}/{action} changed nothing"
+            if action in ("not_a_form", "reject", "accept", "replied", "handled", "drop"):
+                assert after["outbox"] == before["outbox"], f"{kind}/{action} queued mail"
             if kind == "seal_unconfirmed":
                 unit = unit_of(after, where)
                 assert unit["pdf"]["seal"] == {"seal_absent": "absent"}.get(action, "present")
@@ -360,3 +364,62 @@ def sheet_text(data: bytes) -> str:
         for value in line
         if value is not None
     )
+
+
+def test_on_postgresql_two_staff_deciding_the_same_items_at_once_one_wins_each(
+    tmp_path: Path, postgres_url: str
+):
+    """Over HTTP, on PostgreSQL: two signed-in staff race on a row and on a late mail; each
+    item gets one decision, the loser a 409 in Chinese, and the row is tied once."""
+    from service.web.server import WorkspaceServer
+
+    clock = MovableClock(datetime(2025, 7, 22, 9, 0, tzinfo=UTC))
+    app = build_campaign(tmp_path, clock, free_port(), db_url=postgres_url)
+    with WorkspaceServer(app) as server:
+        desk = Workspace(url=server.url.rstrip("/"), app=app, clock=clock)
+        with signed_in(desk) as first, signed_in(desk) as second:
+            row = item_of(open_items(first), "ambiguous_row")
+            late = item_of(open_items(first), "late")
+            refs = [candidate["ref"] for candidate in row["candidates"]]
+            races = [
+                (row["id"], [{"action": "choose", "submission_ref": ref} for ref in refs[:2]]),
+                (late["id"], [{"action": "accept"}, {"action": "reject"}]),
+            ]
+            for item_id, bodies in races:
+                answers = race(item_id, [(first, bodies[0]), (second, bodies[1])])
+                assert sorted(answers) == [200, 409], item_id
+            register = first.get("/api/register").json()
+    app.engine.dispose()
+    for item_id, _ in races:
+        assert len([entry for entry in register["decisions"] if entry["target"] == item_id]) == 1
+    case = next(
+        case
+        for unit in register["recommendations"]
+        if unit["id"] == row["recommendation_id"]
+        for case in unit["cases"]
+        if case["row"] == row["row"]
+    )
+    (chosen,) = [entry for entry in register["decisions"] if entry["target"] == row["id"]]
+    assert (case["match"], case["submission_ref"]) == ("manual", chosen["params"]["submission_ref"])
+
+
+def race(item_id: str, attempts: list[tuple[httpx.Client, dict[str, Any]]]) -> list[int]:
+    """Post each body at once (released together by a barrier); the status codes. A 409 must
+    say in Chinese that someone else decided first."""
+    start = threading.Barrier(len(attempts))
+    answers: list[httpx.Response] = []
+
+    def attempt(client: httpx.Client, body: dict[str, Any]) -> None:
+        start.wait()
+        answers.append(client.post(f"/api/todo/{item_id}", json=body))
+
+    threads = [threading.Thread(target=attempt, args=pair) for pair in attempts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for answer in answers:
+        if answer.status_code == 409:
+            assert "已经有人处理过了" in answer.json()["message"]
+            assert_reads_chinese(answer.json()["message"], where="409")
+    return [answer.status_code for answer in answers]
