@@ -29,6 +29,7 @@ from service.models import Attachment, CaseRow, Message, Recommendation
 from service.outbox import queue_unit_receipt, suppress_bounced
 from service.pairing import FormInput, PdfInput, place_forms
 from service.reconcile import reconcile
+from service.seals import apply_staff_seal
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +269,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
                 forms.append(FormInput(attachment=row, form=word))
         elif attachment.kind == "form_pdf":
             pdf = _read_pdf(attachment.data, attachment.filename, row)
+            apply_staff_seal(session, row)
             session.add(row)
             session.flush()
             if pdf is None:

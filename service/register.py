@@ -31,6 +31,7 @@ from service.models import (
     Suppression,
 )
 from service.pairing_rules import DocumentFacts, organisation_domain, unit_for_pdf
+from service.seals import staff_seals
 
 MATCHED = ("ref", "name", "manual")
 UNIT_UNREAD = "未读出推荐单位："
@@ -155,6 +156,14 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     attachment_by_id = {attachment.id: attachment for attachment in attachments}
     message_by_pk = {message.id: message for message in messages}
 
+    decisions = session.exec(select(Decision).order_by(col(Decision.id))).all()
+    seals_by_staff = staff_seals(session)
+    late_by_staff = {
+        row.after.get("message_id"): row
+        for row in decisions
+        if row.kind == "late" and row.undone_at is None
+    }
+
     def file_ref(attachment_id: int | None, *, seal: bool) -> dict[str, Any] | None:
         attachment = attachment_by_id.get(attachment_id) if attachment_id else None
         if attachment is None:
@@ -168,6 +177,10 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         if seal:
             result["seal"] = attachment.seal or "unknown"
             result["scanned"] = attachment.scanned
+            confirmed = seals_by_staff.get(attachment.sha256)
+            result["seal_confirmed"] = (
+                {"by": confirmed.by, "at": iso(confirmed.at, settings)} if confirmed else None
+            )
         return result
 
     # Sorted here, not by the database: PostgreSQL collations order Chinese text otherwise.
@@ -203,6 +216,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "needs_reply": bool(message.details.get("needs_reply", False)),
                 "reply_reasons": list(message.details.get("reply_reasons", [])),
                 "status": message.status,
+                "late_decision": late_decision(late_by_staff.get(message.id), settings),
                 "problems": problem_entries(message.problems),
                 "attachments": [
                     {
@@ -345,7 +359,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "undone_at": iso(row.undone_at, settings),
                 "undone_by": row.undone_by,
             }
-            for row in session.exec(select(Decision).order_by(col(Decision.id))).all()
+            for row in decisions
         ],
         "mailboxes": [
             {
@@ -362,6 +376,13 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             )
         ],
     }
+
+
+def late_decision(row: Decision | None, settings: Settings) -> dict[str, Any] | None:
+    """Staff's word on a late message (`accept` / `reject`), by whom and when; None before."""
+    if row is None:
+        return None
+    return {"action": row.action, "by": row.by, "at": iso(row.at, settings)}
 
 
 def outages(messages: Sequence[Message], settings: Settings) -> list[dict[str, Any]]:

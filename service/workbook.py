@@ -31,6 +31,7 @@ from notifications.contexts import (
     SUBMISSION_STATUS_LABELS,
     delivery_failure_words,
 )
+from service.seals import STAFF_SEAL_LABELS
 from service.todo import candidate_label, todo_items, todo_url
 
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -48,6 +49,16 @@ class Column:
     title: str
     read: Callable[[dict[str, Any]], Any]
     time: bool = False
+
+
+def seal_text(pdf: dict[str, Any] | None) -> str:
+    """A recommendation's seal in words: staff's confirmation (and who) when there is one."""
+    if pdf is None:
+        return ""
+    confirmed = pdf.get("seal_confirmed")
+    if confirmed and pdf.get("seal") in STAFF_SEAL_LABELS:
+        return f"{STAFF_SEAL_LABELS[pdf['seal']]}（{confirmed['by']}确认）"
+    return _cn(SEAL_LABELS)(pdf.get("seal"))
 
 
 def _cn(table: dict[str, str]) -> Callable[[Any], str]:
@@ -176,7 +187,7 @@ def register_workbook(register: dict[str, Any], *, base_url: str | None = None) 
             Column("电子邮箱", lambda r: r["contact"]["email"]),
             Column("Word推荐表", lambda r: (r["word"] or {}).get("filename")),
             Column("盖章PDF", lambda r: (r["pdf"] or {}).get("filename")),
-            Column("公章检查", lambda r: _cn(SEAL_LABELS)((r["pdf"] or {}).get("seal"))),
+            Column("公章检查", lambda r: seal_text(r["pdf"])),
             Column("案例数", lambda r: len(r["cases"])),
             Column("发件人", lambda r: r["sender"]),
         ],

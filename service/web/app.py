@@ -39,6 +39,7 @@ from service.accounts import Staff
 from service.bootstrap import App
 from service.models import Attachment, CaseRow, Outbox, Recommendation
 from service.models import Message as MailMessage
+from service.seals import STAFF_SEAL_LABELS, staff_seals
 from service.todo import ACTION_LABELS, KIND_LABELS, todo_items, todo_json
 from service.web import charts, pdfpages, queries, texts
 from service.web.security import (
@@ -302,6 +303,13 @@ class Workspace:
             done = next(
                 (entry for entry in register["decisions"] if entry["id"] == int(done_id)), None
             )
+        searched_for = request.query_params.get("for", "")
+        search = request.query_params.get("q", "").strip()[:200]
+        found = (
+            queries.submissions_page(register, number=1, search=search).rows
+            if searched_for and search
+            else []
+        )
         return self.render(
             request,
             "todo.html",
@@ -312,6 +320,9 @@ class Workspace:
             done=audit_entry(done, self.zone) if done else None,
             error=error,
             mailtos=self.register.derived("mailtos", reply_links),
+            searched_for=searched_for,
+            search=search,
+            found=found,
         )
 
     async def _decision_form(
@@ -419,6 +430,7 @@ class Workspace:
             found = queries.submissions_by_ref(session, refs)
             word = _attachment(session, recommendation.word_attachment_id)
             pdf = _attachment(session, recommendation.pdf_attachment_id)
+            seal_confirmed = staff_seals(session).get(pdf.sha256) if pdf else None
             arrivals = {
                 name: message.received_at
                 for name, attachment in (("word", word), ("pdf", pdf))
@@ -435,6 +447,8 @@ class Workspace:
             submissions=found,
             word=word,
             pdf=pdf,
+            seal_confirmed=seal_confirmed,
+            staff_seal_labels=STAFF_SEAL_LABELS,
             arrivals=arrivals,
             pages=range(1, pages + 1),
         )
@@ -528,6 +542,13 @@ class Workspace:
         waiting = [
             item for item in self.todo_list() if item.details.get("message_id") == message_pk
         ]
+        key = message.sha256[:16] or str(message_pk)
+        targets = {f"{kind}:{key}" for kind in ("late", "needs_attention", "needs_reply")}
+        decided = [
+            audit_entry(entry, self.zone)
+            for entry in self.register.get()["decisions"]
+            if entry["target"] in targets
+        ]
         return self.render(
             request,
             "message.html",
@@ -537,6 +558,7 @@ class Workspace:
             body=body,
             problems=[problem_text(item) for item in message.problems],
             waiting=waiting,
+            decided=decided,
         )
 
     def _body_of(self, message: MailMessage) -> str | None:
@@ -747,9 +769,26 @@ def reply_links(register: dict[str, Any]) -> dict[str, str]:
         message = by_id.get(item.details.get("message_id"))
         if item.kind != "needs_reply" or message is None or not message["sender"]:
             continue
-        subject = message["subject"] or ""
-        links[item.id] = f"mailto:{message['sender']}?subject={quote('回复：' + subject)}"
+        links[item.id] = mailto(message["sender"], reply_subject(message["subject"]))
     return links
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_REPLY_PREFIX = re.compile(r"(?i)^(re|回复|答复)\s*[:：]")
+
+
+def reply_subject(subject: str | None) -> str:
+    """The subject of a reply: `Re: ` and the original on one line (line breaks and other
+    control characters become spaces, so nothing can be slipped in as another header)."""
+    line = " ".join(_CONTROL.sub(" ", subject or "").split())
+    return line if _REPLY_PREFIX.match(line) else f"Re: {line}".rstrip()
+
+
+def mailto(address: str, subject: str) -> str:
+    """A `mailto:` link (RFC 6068): every character that could end the address or the field
+    is percent-encoded, control characters dropped."""
+    to = quote(_CONTROL.sub("", address).strip(), safe="@")
+    return f"mailto:{to}?subject={quote(_CONTROL.sub(' ', subject), safe='')}"
 
 
 def _attachment(session: Session, attachment_id: int | None) -> Attachment | None:
