@@ -38,6 +38,7 @@ SUBMISSION_STATUS = {
     "awaiting_recommendation": "等待推荐表",
     "awaiting_pdf": "等待盖章PDF",
     "awaiting_word": "等待Word版推荐表",
+    "withdrawn": "已撤回",
 }
 ROUTE = {"recommended": "推荐申报", "voluntary": "自愿申报"}
 RESULT = {"selected": "入选", "not_selected": "未入选"}
@@ -46,6 +47,7 @@ OUTBOX_KIND = {
     "applicant_receipt": "申报单位回执",
     "result": "结果通知",
     "digest": "每日汇总",
+    "reminder": "催办提醒",
 }
 OUTBOX_STATUS = {
     "pending": "等待发送",
