@@ -549,7 +549,8 @@ CATALOGUE: dict[str, ProblemSpec] = {
         "ref old new",
         staff="{ref}的结果由“{old}”改为“{new}”，申报单位此前已收到原结果通知；本次只记录，不发更正邮件。"
         "如需通知，请勾选“发送更正通知”后重新导入。",
-        log="{ref}: decision changed from {old} to {new}; no correction sent (use --resend-changed)",
+        log="{ref}: decision changed from {old} to {new}; "
+        "no correction sent (use --resend-changed)",
     ),
     "result_no_email": _spec(
         "info",

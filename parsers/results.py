@@ -1,9 +1,9 @@
 """Read a staff results sheet (.xlsx or .csv) into a `DecisionFile`.
 
-Columns: 申报编号, 结果 (入选 / 未入选), 给申报单位的说明 (also 备注 / 说明: the note the result mail
-carries to the applicant) and 内部备注 (staff's own remark, never in any mail). A blank 结果 is
-no decision yet: the row is counted, not rejected. A blank note or remark keeps what is
-stored; a cell saying 清空 clears it (in 结果: the recorded result).
+Columns: 申报编号, 结果 (入选 / 未入选), 给申报单位的说明 (also 备注 / 说明: the note the
+result mail carries to the applicant) and 内部备注 (staff's own remark, never in any
+mail). A blank 结果 is no decision yet: the row is counted, not rejected. A blank note or
+remark keeps what is stored; a cell saying 清空 clears it (in 结果: the recorded result).
 """
 
 from __future__ import annotations

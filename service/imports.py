@@ -233,7 +233,7 @@ def run_import(
     with Session(app.engine) as session:
         if not dry_run:
             lock_imports(session)
-        report = plan_import(app, session, kind, data, path.name, options)
+        report = plan_import(app, session, kind, data, filename=path.name, options=options)
         report.filename = str(path)
         if dry_run:
             report.queued = len(report.mails)
@@ -253,7 +253,13 @@ def run_import(
 
 
 def plan_import(
-    app: App, session: Session, kind: str, data: bytes, filename: str, options: Mapping[str, Any]
+    app: App,
+    session: Session,
+    kind: str,
+    data: bytes,
+    *,
+    filename: str,
+    options: Mapping[str, Any],
 ) -> ImportReport:
     """What importing `data` would do now; changes nothing. Raises ParseError for a file that
     cannot be read at all."""
