@@ -679,16 +679,20 @@ class Workspace:
             form = await _replayed(request, body).form(max_files=1, max_fields=10)
         except HTTPException:
             return await self._import_refused(request, staff, import_runs.UNREADABLE, 400)
+        try:
+            upload = form.get("file")
+            data = b"" if isinstance(upload, str) or upload is None else await upload.read()
+            filename = "" if isinstance(upload, str) or upload is None else upload.filename or ""
+        finally:
+            await form.close()
         if not tokens_equal(form.get(CSRF_FIELD), getattr(request.state, "csrf", "")):
             return self.forbidden(request)
         if not staff.can_decide:
             return self.render(
                 request, "error.html", staff, status_code=403, title="无法提交", text=READ_ONLY
             )
-        upload = form.get("file")
-        if isinstance(upload, str) or upload is None or not upload.filename:
+        if not filename:
             return await self._import_refused(request, staff, import_runs.NO_FILE, 422)
-        data = await upload.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             return await self._import_refused(request, staff, import_runs.TOO_LARGE, 413)
         kind = str(form.get("kind") or "")
@@ -703,7 +707,7 @@ class Workspace:
                 self.app,
                 kind,
                 data,
-                upload.filename,
+                filename,
             )
         except import_runs.ImportRefusedError as refused:
             return await self._import_refused(request, staff, refused.text, refused.status)
