@@ -303,7 +303,12 @@ def _print_refs(what: str, refs: list[str]) -> None:
 
 @results_cli.command("import")
 def results_import(
-    file: Annotated[Path, typer.Argument(help="Decisions (.xlsx / .csv): 申报编号, 结果, 备注.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Decisions (.xlsx / .csv): 申报编号, 结果, 给申报单位的说明, 内部备注."
+        ),
+    ],
     resend_changed: Annotated[
         bool, typer.Option("--resend-changed", help="Send a correction when a decision changed.")
     ] = False,
@@ -323,6 +328,7 @@ def results_import(
             f"{file}: {would}new {len(report.added)}, changed {len(report.changed)}, "
             f"unchanged {len(report.unchanged)}, rejected {len(report.rejected)}; "
             f"{report.queued} result mail(s) {queued}"
+            + (f"; {len(report.blank_rows)} row(s) with no 结果 yet" if report.blank_rows else "")
             + (" (dry run: nothing changed)" if dry_run else ""),
             highlight=False,
         )
