@@ -279,6 +279,31 @@ def test_a_preview_made_stale_by_another_import_is_refused_in_chinese(desk: Work
         assert rows["KJCX2025-0010"]["result"] == "not_selected"
 
 
+def test_a_whole_export_withdrawing_many_needs_the_list_checked_and_can_be_discarded(
+    desk: Workspace,
+):
+    export = export_csv(
+        [Online("S001", "智能电网巡检", "国网某某科技有限公司", recommender="甲协会")]
+    )
+    with signed_in(desk) as client:
+        before = register(client)
+        path = preview_of(client, "submissions", "完整名单.csv", export, complete=True)
+        page = client.get(path).text
+        assert "这次导入会撤回超过一成的在线申报" in text_of(page)
+        assert 'name="withdrawals_checked"' in page
+
+        unchecked = confirm(client, path, page)
+
+        assert unchecked.status_code == 422
+        assert "我已核对撤回名单" in said(unchecked.text)
+        assert register(client) == before
+        discarded = client.post(f"{path}/discard", data={"csrf_token": csrf_of(page)})
+        assert discarded.status_code == 303
+        assert "已放弃" in text_of(client.get(path).text)
+        assert confirm(client, path, page).status_code == 409
+        assert register(client) == before
+
+
 def test_the_upload_is_for_staff_with_a_csrf_token_and_a_readable_small_file(desk: Workspace):
     export = export_csv([Online("S003", "智慧港口平台", "某某港务有限公司")])
     with signed_in(desk, VIEWER) as viewer:
