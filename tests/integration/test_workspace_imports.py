@@ -197,10 +197,12 @@ def test_undo_of_a_results_import_leaves_the_register_as_before(desk: Workspace)
         sentence = said(undone.text)
         assert "1封邮件已取消" in sentence and "已经发出的邮件不会因撤销而收回" in sentence
         after = register(client)
+        audit = text_of(client.get("/audit").text)
     assert without_imports(after) == without_imports(before)
     run = after["imports"][-1]
     assert run["kind"] == "results" and run["by"] == "王老师" and run["undone_by"] == "王老师"
     assert len(after["imports"]) == len(before["imports"]) + 1
+    assert "《r2.csv》" in audit and "由王老师撤销" in audit
 
 
 def test_undo_of_a_submissions_import_leaves_the_register_as_before(desk: Workspace):
@@ -323,10 +325,21 @@ def test_the_upload_is_for_staff_with_a_csrf_token_and_a_readable_small_file(des
         hostile = preview_of(client, "submissions", '../../<script>alert(1)</script>".csv', export)
         page = client.get(hostile).text
         assert "<script>alert(1)</script>" not in page
+        assert client.post(f"{hostile}/discard", data={"csrf_token": csrf_of(page)}).is_redirect
         assert "../" not in re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)  # type: ignore[union-attr]
         for answer in (garbage, program, huge):
             assert_reads_chinese(said(answer.text), "an upload refused")
         assert register(client) == before
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8-sig"])
+def test_a_gbk_or_bom_csv_previews_with_its_chinese_intact(desk: Workspace, encoding: str):
+    text = export_csv([Online("S003", "智慧港口平台（镕喆版）", "某某港务有限公司")]).decode()
+    with signed_in(desk) as client:
+        path = preview_of(client, "submissions", "名单.csv", text.encode(encoding))
+        page = client.get(path).text
+        assert "智慧港口平台（镕喆版）" in text_of(page)
+        assert client.post(f"{path}/discard", data={"csrf_token": csrf_of(page)}).is_redirect
 
 
 def test_chromium_uploads_an_export_sees_the_changed_field_and_confirms(
