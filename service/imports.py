@@ -160,6 +160,7 @@ class ImportReport:
             "changed": self.changed,
             "unchanged": self.unchanged,
             "withdrawn": self.withdrawn,
+            "active_before": self.active_before,
             "rejections": [problem.as_json() for problem in self.rejections],
             "before": self.before,
             "after": self.after,

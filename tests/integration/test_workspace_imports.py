@@ -211,6 +211,7 @@ def test_undo_of_a_submissions_import_leaves_the_register_as_before(desk: Worksp
             Online("S003", "智慧港口平台（二期）", "某某港务有限公司"),
             Online("S004", "智慧港口平台", "某某港务有限公司", status="已撤回"),
             Online("S009", "新增的智慧工厂", "某某制造有限公司", route="自愿申报"),
+            Online("", "没有编号的申报", "某某公司"),
         ]
     )
     with signed_in(desk) as client:
@@ -221,6 +222,9 @@ def test_undo_of_a_submissions_import_leaves_the_register_as_before(desk: Worksp
         assert "案例名称" in words and "智慧港口平台（二期）" in words  # the changed field
         assert "将撤回（1）" in words and "S004" in words
         assert "新增（1）" in words and "S009" in words
+        assert "第5行没有填写申报编号，未导入" in words
+        assert_reads_chinese(words, "the preview of an export")
+        assert_reads_chinese(text_of(client.get("/imports").text), "the 导入 page")
         assert register(client) == before
         assert confirm(client, path, page).status_code == 303
         during = {row["ref"]: row for row in register(client)["submissions"]}
