@@ -27,7 +27,8 @@ from service.models import Outbox
 from service.results import import_results
 from service.status import status_json
 from service.workbook import register_workbook
-from tests.support.apps import make_app, register_of, run_samples
+from tests.support.apps import SAMPLE_EXPORT, make_app, register_of, run_samples
+from tests.support.intake_process import local_config, run_intake
 from tests.support.mailmaker import Online, export_csv
 
 pytestmark = pytest.mark.integration
@@ -239,3 +240,28 @@ def test_a_withdrawn_submission_never_counts_as_complete(campaign: App, tmp_path
     assert by_ref["KJCX2025-0002"][status_column] == "已撤回"
     assert by_ref["KJCX2025-0004"][status_column] == "已撤回"
     campaign.engine.dispose()
+
+
+def test_the_command_line_lists_imports_and_undoes_one(sqlite_url: str, tmp_path: Path):
+    app = make_app(sqlite_url, tmp_path)
+    import_submissions(app, SAMPLE_EXPORT)
+    before = register_of(app)
+    app.engine.dispose()
+    config = local_config(tmp_path, sqlite_url)
+    path = sheet(
+        tmp_path / "r.csv", [["KJCX2025-0002", "入选", "祝贺", ""], ["KJCX2025-0003", "", "", ""]]
+    )
+
+    imported = run_intake(config, "results", "import", str(path), check=True).stdout
+    listed = run_intake(config, "imports", "list", check=True).stdout
+    newest = listed.splitlines()[0].split()
+    undone = run_intake(config, "imports", "undo", newest[0], "--by", "运维", check=True).stdout
+    again = run_intake(config, "imports", "undo", newest[0])
+
+    assert "1 result mail(s) queued; 1 row(s) with no 结果 yet" in imported
+    assert newest[1:4] == ["applied", "results", "命令行"]
+    assert "undone" in undone
+    assert again.returncode == 1 and "撤销过了" in again.stderr
+    after = register_of(make_app(sqlite_url, tmp_path))
+    assert without_imports(after) == without_imports(before)
+    assert after["imports"][-1]["undone_by"] == "运维"
