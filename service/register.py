@@ -23,6 +23,7 @@ from service.models import (
     Attachment,
     CaseRow,
     Decision,
+    ImportRun,
     Message,
     Outbox,
     PollCursor,
@@ -58,7 +59,9 @@ def problem_entries(stored: Sequence[object]) -> list[dict[str, str]]:
 def submission_states(
     session: Session, submissions: Sequence[Submission]
 ) -> dict[str, tuple[str, int | None]]:
-    """For each of `submissions`: its status and the recommendation it is matched on."""
+    """For each of `submissions`: its status and the recommendation it is matched on.
+
+    A withdrawn submission is `withdrawn`, never complete nor waiting for anything."""
     recommendations = {
         row.id: row
         for row in session.exec(select(Recommendation).where(Recommendation.current == sa.true()))
@@ -91,7 +94,9 @@ def submission_states(
     pdf_only = _units_with_pdf_only(session, sorted(waiting_recommenders))
     for submission in submissions:
         found = best.get(submission.ref)
-        if found is not None:
+        if submission.withdrawn:  # never complete, whatever its form says
+            states[submission.ref] = ("withdrawn", found[1] if found else None)
+        elif found is not None:
             states[submission.ref] = (names[found[0]], found[1])
         elif submission.route == "voluntary":
             states[submission.ref] = ("complete", None)
@@ -304,6 +309,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "recommendation_id": states[submission.ref][1],
                 "result": submission.result,
                 "result_note": submission.result_note,
+                "result_remark": submission.result_remark,
                 "withdrawn": submission.withdrawn,
             }
             for submission in submissions
@@ -360,6 +366,30 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "undone_by": row.undone_by,
             }
             for row in decisions
+        ],
+        "imports": [
+            {
+                "id": run.id,
+                "at": iso(run.applied_at or run.created_at, settings),
+                "by": run.by,
+                "kind": run.kind,
+                "filename": run.filename,
+                "sha256": run.sha256,
+                "added": run.added,
+                "changed": run.changed,
+                "unchanged": run.unchanged,
+                "withdrawn": run.withdrawn,
+                "rejected": run.rejected,
+                "blank": run.blank,
+                "queued": run.queued,
+                "undone_at": iso(run.undone_at, settings),
+                "undone_by": run.undone_by,
+            }
+            for run in session.exec(
+                select(ImportRun)
+                .where(col(ImportRun.status).in_(["applied", "undone"]))
+                .order_by(col(ImportRun.id))
+            ).all()
         ],
         "mailboxes": [
             {

@@ -152,7 +152,8 @@ def _print_setup(sheet: Any, campaign: str, title: str) -> None:
 
 
 def _submission_note(row: dict[str, Any]) -> str:
-    """备注: the staff's note on the decision, and what is odd about the record."""
+    """备注: the note to the applicant on the decision, and what is odd about the record
+    (staff's internal remark has its own column, 内部备注)."""
     notes = []
     if row.get("result_note"):
         notes.append(str(row["result_note"]))
@@ -247,6 +248,7 @@ def register_workbook(register: dict[str, Any], *, base_url: str | None = None) 
             Column("结果", lambda r: _cn(RESULT_LABELS)(r["result"])),
             Column("已撤回", lambda r: r["withdrawn"]),
             Column("备注", _submission_note),
+            Column("内部备注", lambda r: r.get("result_remark") or ""),
         ],
         register["submissions"],
     )
