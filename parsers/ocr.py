@@ -959,12 +959,16 @@ def _numbers_at_row_tops(
     anchors: Sequence[_Box], content: Sequence[_Box], titles: Sequence[_Box], line_height: float
 ) -> bool:
     """Whether the row numbers are written at the top of their rows: nothing of the first
-    row stands a line above its number, and every number has a title line level with it."""
+    row stands a line above its number, and every number with text around it has a title
+    line level with it."""
     first = anchors[0]
     if any(box.cy < first.cy - 0.6 * line_height for box in content):
         return False
+    # numbered blank rows after the last case have no title to be level with
+    last_text = max((box.y1 for box in content), default=first.y1)
+    written = [anchor for anchor in anchors if anchor.cy <= last_text + 0.5 * line_height]
     return all(
-        any(abs(box.cy - anchor.cy) <= 0.35 * line_height for box in titles) for anchor in anchors
+        any(abs(box.cy - anchor.cy) <= 0.35 * line_height for box in titles) for anchor in written
     )
 
 
