@@ -367,6 +367,15 @@ CATALOGUE: dict[str, ProblemSpec] = {
         staff="PDF文件《{file}》第{page}页有图片无法解码，公章检查可能不完整。请打开查看。",
         log="{file}: page {page}: an image cannot be decoded: {detail}",
     ),
+    "ocr_page_too_large": _spec(
+        "info",
+        "staff",
+        "file page width_cm height_cm",
+        staff="PDF文件《{file}》第{page}页尺寸异常（约{width_cm}×{height_cm}厘米），已缩小后识别文字，"
+        "识别结果可能不全。请打开原件核对推荐单位和案例。",
+        log="{file}: page {page} is {width_cm} x {height_cm} cm; rendered smaller for OCR, "
+        "the reading may be incomplete",
+    ),
     "pdf_mismatch": _spec(
         "warning",
         "staff sender",
