@@ -105,12 +105,10 @@ def apply_reading(
     if message is None:
         return set()
     merged = merge_reading(_pdf_form_of(app, attachment), reading)
-    known = {(item.get("code"), str(item.get("params"))) for item in attachment.problems}
-    new_problems = [
-        problem.with_params(file=attachment.filename).as_json()
-        for problem in merged.problems
-        if (problem.code, str(problem.with_params(file=attachment.filename).params)) not in known
+    of_file = [
+        problem.with_params(file=attachment.filename).as_json() for problem in merged.problems
     ]
+    new_problems = [item for item in of_file if item not in attachment.problems]
     record_pdf_form(attachment, merged)
     remember_scan_rows(attachment.sha256, merged.cases if attachment.text_source == "ocr" else [])
     attachment.problems = [*attachment.problems, *new_problems]
