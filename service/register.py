@@ -328,6 +328,8 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 else None,
                 "seal": attachment.seal,
                 "message": attachment.message_pk,
+                "text_source": attachment.text_source,
+                "unit_on_pdf": attachment.pdf_unit,
             }
             for attachment in attachments
             if attachment.kind == "form_pdf" and attachment.id not in placed_pdfs
