@@ -203,6 +203,10 @@ def poll_command(
             if scans.unavailable:
                 err.print(f"[red]OCR unavailable:[/red] {scans.unavailable}", highlight=False)
                 status = 1
+        else:  # receipts held while OCR was on go out now
+            from service.ocr_jobs import release_held_receipts
+
+            release_held_receipts(application)
         if report.old_mail:
             err.print(first_poll_notice(report.old_mail), highlight=False)
         if report.error:

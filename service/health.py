@@ -233,6 +233,13 @@ def evaluate(app: App, facts: HealthFacts, account: str, folder: str) -> tuple[b
     failed = facts.outbox.get("failed", 0)
     advice = " (failed mail is listed in `intake status` and the digest)" if failed else ""
     lines.append(f"info outbox: {counts}{advice}")
+    if facts.ocr:
+        scans = ", ".join(
+            f"{facts.ocr.get(status, 0)} {status}"
+            for status in ("queued", "running", "done", "failed")
+        )
+        off = "" if app.settings.ocr.enabled else " (ocr.enabled is false: nothing is read)"
+        lines.append(f"info ocr: scans {scans}{off}")
     lasting = False
     for outage in facts.outages:
         since = f" since {outage.since.isoformat(timespec='seconds')}" if outage.since else ""

@@ -221,7 +221,8 @@ def _store_outcome(
                 if stored not in file_problems:
                     message.problems = [*message.problems, stored]
                     file_problems.append(stored)
-        if details.get(SENT_EARLY) and reading is not None:
+                    message.status = "needs_attention"  # a person reads the PDF instead
+        if details.get(SENT_EARLY):
             # the receipt said the scan was being read: for staff that is now past
             message.problems = [
                 item
@@ -425,8 +426,13 @@ def _run_one(
 
     try:
         result = worker.read(path, filename=claimed.filename, on_event=forward)
-        status = finish_job(
-            app, claimed, reading=result.reading, pages=result.pages, seconds=result.seconds
+        status = _store(
+            app,
+            claimed,
+            stop,
+            reading=result.reading,
+            pages=result.pages,
+            seconds=result.seconds,
         )
     except OcrAttemptError as failure:
         if stop.is_set():
@@ -434,12 +440,9 @@ def _run_one(
             logger.info("OCR of %s: stopped by the service stopping; read at the next start", name)
             return False
         logger.warning("OCR of %s: try %d failed: %s", name, claimed.attempt, failure.detail)
-        try:
-            status = finish_job(app, claimed, failure=failure)
-        except Exception as exc:
-            return _fault(exc, name)
-    except Exception as exc:
-        return _fault(exc, name)
+        status = _store(app, claimed, stop, failure=failure)
+    if status is None:
+        return False
     forward({"event": "finished", "status": status})
     with lock:
         if status == "done":
@@ -453,19 +456,48 @@ def _run_one(
     return True
 
 
-def _fault(exc: Exception, name: str) -> bool:
-    """A transient fault while storing an outcome: logged, the job's claim runs out and it
-    is read again later. Anything else is a bug and propagates."""
-    if transient_fault(exc) is None:
-        raise exc
-    logger.warning(
-        "OCR of %s: could not store the outcome (%s); it is read again later", name, one_line(exc)
-    )
-    return False
+STORE_RETRY_DELAYS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
+"""Seconds before each try to store an outcome while the database is away; after the last,
+the job's claim runs out and the scan is read again later."""
+
+
+def _store(
+    app: App,
+    claimed: ClaimedJob,
+    stop: threading.Event,
+    **outcome: Any,
+) -> str | None:
+    """`finish_job`, tried again with back-off through a transient fault (database lost,
+    disk full); None when it could not be stored (nothing is lost: the claim runs out and the
+    job is read again). Anything else is a bug and propagates."""
+    name = claimed.filename or claimed.sha256[:12]
+    for delay in STORE_RETRY_DELAYS:
+        if delay and stop.wait(delay):
+            break
+        try:
+            return finish_job(app, claimed, **outcome)
+        except Exception as exc:
+            if transient_fault(exc) is None:
+                raise
+            logger.warning(
+                "OCR of %s: could not store the outcome (%s); trying again", name, one_line(exc)
+            )
+    logger.warning("OCR of %s: outcome not stored; the scan is read again later", name)
+    return None
 
 
 def _unclaim(app: App, claimed: ClaimedJob) -> None:
-    """Give a job back without charging it a try (the engine, not the PDF, was at fault)."""
+    """Give a job back without charging it a try (the engine, not the PDF, was at fault).
+    If the database is away, the claim simply runs out later."""
+    try:
+        _give_back(app, claimed)
+    except Exception as exc:
+        if transient_fault(exc) is None:
+            raise
+        logger.warning("OCR: could not give a job back (%s); its claim runs out", one_line(exc))
+
+
+def _give_back(app: App, claimed: ClaimedJob) -> None:
     with Session(app.engine) as session:
         session.execute(
             sa.update(OcrJob)
@@ -520,8 +552,10 @@ def read_queued_scans(app: App, console: Console) -> OcrReport:
 def release_held_receipts(app: App) -> int:
     """Queue the receipts still waiting for OCR: those whose scans are all settled (a job
     that finished while their message was being processed) and those past `ocr.max_wait`,
-    which say the scan is still being read. Returns how many were queued."""
+    which say the scan is still being read. With OCR turned off since, every held receipt
+    goes at once (saying nothing of a reading). Returns how many were queued."""
     now = app.clock()
+    enabled = app.settings.ocr.enabled
     max_wait = app.settings.ocr.max_wait
     released = 0
     with Session(app.engine, expire_on_commit=False) as session:
@@ -548,15 +582,16 @@ def release_held_receipts(app: App) -> int:
                 released += 1
                 continue
             processed_at = message.processed_at or message.archived_at
-            if processed_at + max_wait > now:
+            if enabled and processed_at + max_wait > now:
                 continue
-            waiting = set(message.details.get(AWAITING, []))
-            files = [att.filename for att, _ in pairs if att.sha256 in waiting]
-            message.problems = [
-                *message.problems,
-                *(Problem("scan_being_read", {"file": name}).as_json() for name in files),
-            ]
-            message.details = {**message.details, SENT_EARLY: True}
+            if enabled:
+                waiting = set(message.details.get(AWAITING, []))
+                files = [att.filename for att, _ in pairs if att.sha256 in waiting]
+                message.problems = [
+                    *message.problems,
+                    *(Problem("scan_being_read", {"file": name}).as_json() for name in files),
+                ]
+                message.details = {**message.details, SENT_EARLY: True}
             release_receipt(app, session, message)
             released += 1
             logger.info(

@@ -76,6 +76,7 @@ NETWORK_EVENTS = frozenset(
         "socket.gethostbyname",
         "socket.gethostbyaddr",
         "urllib.Request",
+        "http.client.connect",
     }
 )
 """Audit events the worker refuses: it reads files it is given and nothing else."""

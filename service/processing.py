@@ -296,6 +296,8 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     ]
     problems.extend(problem.as_json() for problem in placement.problems)
     needs_person = needs_person or placement.needs_person
+    # a scan OCR gave up on is read by a person
+    needs_person = needs_person or any(item["code"] == "ocr_failed" for item in problems)
     reconcile(app, session, placement.touched)
     if message.kind == "large_attachment_link":
         needs_person = True

@@ -187,7 +187,10 @@ class Service:
                 self.stop.wait(OCR_CHECK_EVERY.total_seconds())
 
     def _read_scans_once(self) -> None:
-        assert self.ocr_pool is not None
+        if self.ocr_pool is None:  # OCR turned off: receipts held before go out as they are
+            if release_held_receipts(self.app):
+                self.deliver_now()
+            return
         report = run_ocr_jobs(self.app, self.ocr_pool, stop=self.stop)
         self.counters.count("scans_read", report.done)
         self.counters.count("scans_failed", report.failed)
@@ -506,10 +509,8 @@ def _serve(app: App, stop: threading.Event, counters: ServiceCounters) -> int:
         app.log(event_line("health_endpoint", url=_health_url(health_server)))
     if settings.mailbox.idle:
         threading.Thread(target=service.wait_for_mail, name="intake-idle", daemon=True).start()
-    ocr_thread = None
-    if service.ocr_pool is not None:
-        ocr_thread = threading.Thread(target=service.read_scans, name="intake-ocr", daemon=True)
-        ocr_thread.start()
+    ocr_thread = threading.Thread(target=service.read_scans, name="intake-ocr", daemon=True)
+    ocr_thread.start()
     try:
         while not stop.wait(1.0):
             pass
@@ -518,8 +519,7 @@ def _serve(app: App, stop: threading.Event, counters: ServiceCounters) -> int:
         if service.ocr_pool is not None:
             # a scan being read is given back untried and read again at the next start
             service.ocr_pool.close()
-        if ocr_thread is not None:
-            ocr_thread.join(timeout=60)
+        ocr_thread.join(timeout=60)
         if service.ocr_pool is not None:
             service.ocr_pool.close()
         scheduler.shutdown(wait=True)

@@ -19,8 +19,8 @@ from tests.support.intake_process import (
     unit_receipts_at,
     wait_until,
 )
-from tests.support.mailmaker import Case, Form, MailDrop, at, mail, message_id_of, pdf, word
 from tests.support.language import english_in
+from tests.support.mailmaker import Case, Form, MailDrop, at, mail, message_id_of, pdf, word
 from tests.support.ocr_engines import GATE_VARIABLE
 from tests.support.workspace import Workspace
 

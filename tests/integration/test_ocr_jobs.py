@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from parsers.model import Problem
@@ -24,7 +25,9 @@ from service.ingest import poll
 from service.models import Attachment, Message, OcrJob, Outbox
 from service.ocr_jobs import OcrPool, ocr_counts, release_held_receipts, run_ocr_jobs
 from service.processing import rebuild_all
+from service.todo import todo_items
 from tests.support.apps import MovableClock, make_app, read_scans, register_of
+from tests.support.database import POSTGRES_ADMIN_URL
 from tests.support.mailmaker import Case, Form, MailDrop, at, mail, pdf, word
 from tests.support.ocr_engines import GATE_VARIABLE
 
@@ -176,6 +179,22 @@ def test_ocr_disabled_answers_a_scan_at_once_as_before(db_url: str, tmp_path: Pa
     assert scan_attachment(app).text_source == "none"
 
 
+def test_receipts_held_for_ocr_go_out_at_once_when_ocr_is_turned_off(
+    db_url: str, tmp_path: Path, drop: MailDrop
+):
+    app = ocr_app(db_url, tmp_path, drop)
+    scan_id = drop.drop(scan_mail())
+    poll(app)
+    assert receipts_for(app, scan_id) == []
+
+    app.settings.ocr.enabled = False  # as after a restart with ocr.enabled = false
+
+    assert release_held_receipts(app) == 1
+    [receipt] = receipts_for(app, scan_id)
+    assert "正在识别" not in receipt.text_body
+    assert "scan_being_read" not in codes(message(app, scan_id).problems)
+
+
 class KillAtPageStart:
     """An `on_event` that SIGKILLs the worker as each page starts, `times` times; it also
     tells the test (`started`) that a page is under way."""
@@ -255,6 +274,9 @@ def test_a_scan_whose_worker_is_killed_max_attempts_times_is_left_to_staff_once(
     attachment = scan_attachment(app)
     assert "ocr_failed" in codes(attachment.problems)
     assert "ocr_failed" in codes(message(app, scan_id).problems)
+    assert message(app, scan_id).status == "needs_attention"  # 待处理: read it by hand
+    [item] = [item for item in todo_items(register_of(app)) if item.kind == "needs_attention"]
+    assert "扫描件《推荐表（盖章）.pdf》" in item.summary and "人工核对" in item.summary
     [receipt] = receipts_for(app, scan_id)  # the sender still hears, once
     assert "正在识别" not in receipt.text_body
 
@@ -263,6 +285,7 @@ def test_a_scan_whose_worker_is_killed_max_attempts_times_is_left_to_staff_once(
     rebuild_all(app)
     assert ocr_counts_of(app)["failed"] == 1 and ocr_counts_of(app)["queued"] == 0
     assert "ocr_failed" in codes(scan_attachment(app).problems)
+    assert message(app, scan_id).status == "needs_attention"
     assert len(receipts_for(app, scan_id)) == 1
 
 
@@ -347,3 +370,47 @@ def test_two_workers_read_three_scans_each_once(db_url: str, tmp_path: Path, dro
         jobs = session.exec(select(OcrJob)).all()
     assert [(item.status, item.attempts) for item in jobs] == [("done", 1)] * 3
     assert all(len(receipts_for(app, scan_id)) == 1 for scan_id in scan_ids)
+
+
+class BackendKillerOnStore:
+    """Terminates the app's own PostgreSQL backend the first `times` times a job's outcome
+    is about to be stored, as a server restart or a network cut would."""
+
+    def __init__(self, engine: sa.Engine, *, times: int) -> None:
+        self.engine = engine
+        self.left = times
+        self.admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        sa.event.listen(engine, "before_cursor_execute", self._before)
+
+    def _before(self, connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if self.left <= 0 or not statement.lstrip().upper().startswith("UPDATE OCR_JOB SET"):
+            return
+        if "reading=" not in statement.replace(" ", ""):
+            return  # the claim, not the outcome
+        self.left -= 1
+        pid = connection.connection.dbapi_connection.info.backend_pid
+        with self.admin.connect() as admin:
+            admin.execute(sa.text("select pg_terminate_backend(:pid, 10000)"), {"pid": pid})
+
+    def close(self) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._before)
+        self.admin.dispose()
+
+
+def test_a_database_lost_while_storing_a_reading_is_retried_not_charged_to_the_scan(
+    postgres_url: str, tmp_path: Path, drop: MailDrop, caplog: pytest.LogCaptureFixture
+):
+    app = ocr_app(postgres_url, tmp_path, drop, max_attempts=1)
+    scan_id = drop.drop(scan_mail())
+    poll(app)
+    killer = BackendKillerOnStore(app.engine, times=1)
+    try:
+        report = read_scans(app)
+    finally:
+        killer.close()
+
+    assert killer.left == 0  # the connection was cut once, as the reading was stored
+    assert "could not store the outcome" in caplog.text and "trying again" in caplog.text
+    assert (report.done, report.failed) == (1, 0)
+    assert job(app).status == "done" and job(app).attempts == 1
+    assert len(receipts_for(app, scan_id)) == 1

@@ -7,6 +7,7 @@ No speed is asserted: the engine is slow on a busy machine, and it is loaded onc
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -91,6 +92,18 @@ def test_titles_read_at_90_or_better_across_all_made_scans(made_scans, readings)
     titles = [(scan, title) for scan in made_scans for title in scan.titles]
     good = [title for scan, title in titles if best_row_for(readings[scan.name], title)[0] >= 90]
     assert len(good) == len(titles) == 38
+
+
+def test_an_unsealed_scan_has_its_seal_label_but_no_seal(ocr_engine, made_scans):
+    if shutil.which("soffice") is None:
+        missing_service("LibreOffice", "apt install libreoffice-writer-nogui")
+    unsealed = dataclasses.replace(SCAN_FORMS[3], sealed=False)
+    (scan,) = scans([unsealed])
+    reading = ocr_pdf(scan.pdf, ocr_engine)
+    assert reading.seal_label is not None
+    assert reading.seal is None
+    assert reading.unit == scan.unit
+    assert reading.signed_on == scan.signed_on
 
 
 @pytest.fixture(scope="session")

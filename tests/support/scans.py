@@ -59,6 +59,7 @@ class ScanSpec:
     variant: Variant
     rotation: float
     unit_cell_merged: bool = True  # False: the name wraps in a narrow cell, as some send it
+    sealed: bool = True  # False: printed and scanned, but nobody stamped it
 
     @property
     def key(self) -> str:
@@ -299,7 +300,7 @@ def age_as_scan(pdf: bytes, spec: ScanSpec) -> bytes:
             page = document[index]
             image = page.render(scale=dpi / 72).to_pil().convert("RGB")
             spot = _label_centre(page, "推荐单位（盖章）", dpi / 72)
-            if spot is not None:
+            if spot is not None and spec.sealed:
                 image = stamp_seal(image, spot, spec.form.unit, dpi)
             pages.append(_age(image, spec, seed=index))
             page.close()
