@@ -22,6 +22,9 @@ RUN /opt/intake/bin/pip install .
 FROM python:3.11-slim-bookworm
 # Used at run time: LibreOffice Writer (headless) converts legacy .doc and WPS forms;
 # fonts-noto-cjk renders Chinese text in converted and rendered documents.
+# OCR of scans (RapidOCR, ONNX Runtime, headless OpenCV) comes from pyproject.toml as wheels
+# that link only glibc, libstdc++ and zlib: nothing from apt. Each OCR worker process takes
+# about 1 GB of memory (ocr.workers, ocr.memory_limit_mb).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libreoffice-writer-nogui fonts-noto-cjk \

@@ -231,6 +231,31 @@ class RemindersSettings(Section):
     min_days: float = Field(default=3, ge=0)  # at most one reminder per unit in this many days
 
 
+class OcrSettings(Section):
+    """Reading scanned form PDFs (OCR): in worker processes of their own, never in the poll."""
+
+    enabled: bool = True
+    engine: str = "rapidocr"  # or "package.module:factory" returning an engine (tests)
+    workers: int = Field(default=1, ge=1, le=16)  # worker processes, one engine each
+    max_wait: Duration = timedelta(minutes=10)  # a message's receipt waits this long for OCR
+    max_pages: int = Field(default=3, ge=1, le=50)  # pages read per PDF
+    page_timeout: Duration = timedelta(seconds=120)  # one page; then the worker is restarted
+    memory_limit_mb: int = Field(default=3072, ge=256)  # a worker's resident memory
+    max_attempts: int = Field(default=3, ge=1, le=20)  # then the PDF is left to staff
+
+    @field_validator("max_wait", "page_timeout", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value == "rapidocr" or re.fullmatch(r"[\w.]+:\w+", value):
+            return value
+        raise ValueError(f"{value!r}: use rapidocr (or module:function for a test engine)")
+
+
 class Settings(BaseSettings):
     """Everything intake can be told; built once by `load_settings` and passed down."""
 
@@ -249,6 +274,7 @@ class Settings(BaseSettings):
     health: HealthSettings = HealthSettings()
     web: WebSettings = WebSettings()
     reminders: RemindersSettings = RemindersSettings()
+    ocr: OcrSettings = OcrSettings()
 
     @classmethod
     def settings_customise_sources(

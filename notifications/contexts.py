@@ -193,6 +193,7 @@ class UnitReceipt:
     recommendation_complete: bool = False
     version: int = 1
     supersedes_earlier: bool = False
+    pdf_mismatch: str | None = None  # the sealed PDF lists other cases than the Word form
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +217,7 @@ class UnitReminder:
     missing_word: bool = False
     missing_pdf: bool = False
     cases: list[MissingCase] = field(default_factory=list)
+    pdf_mismatch: str | None = None  # the sealed PDF lists other cases than the Word form
 
 
 @dataclass(frozen=True, kw_only=True)

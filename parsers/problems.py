@@ -332,6 +332,22 @@ CATALOGUE: dict[str, ProblemSpec] = {
         staff="PDF文件《{file}》共{pages}页，其中{scanned}页是扫描图片，无法读出文字。请打开核对。",
         log="{file}: {scanned} of {pages} pages are images without text",
     ),
+    "ocr_failed": _spec(
+        "warning",
+        "staff",
+        "file attempts why detail",
+        staff="扫描件《{file}》尝试识别{attempts}次均未成功（{why}），系统没有从中读出推荐单位和案例。"
+        "请打开这份PDF，人工核对推荐单位、案例名称和公章。",
+        log="{file}: OCR failed after {attempts} attempts: {detail}",
+    ),
+    "scan_being_read": _spec(
+        "info",
+        "staff sender",
+        "file",
+        staff="扫描件《{file}》还在识别文字，回执已先发出，说明正在识别；识别完成后系统自动补记，无需处理。",
+        sender="您发来的扫描件《{file}》正在识别文字，推荐单位和案例信息识别后将自动登记，请勿重复发送。",
+        log="{file}: the receipt went out before the scan was read (ocr.max_wait passed)",
+    ),
     "pdf_seal_check_failed": _spec(
         "info",
         "staff",
@@ -383,8 +399,25 @@ CATALOGUE: dict[str, ProblemSpec] = {
         staff="盖章PDF与Word推荐表的案例不一致（PDF缺少：{missing}；PDF多出：{extra}）。"
         "请打开两份文件核对，必要时请推荐单位重新发送一致的版本。",
         sender="盖章PDF与Word版推荐表所列案例不一致（PDF中缺少：{missing}；PDF中多出：{extra}）。"
-        "请核对后重新发送内容一致的两份文件。",
+        "请按Word版推荐表重新盖章，将与之一致的盖章PDF发送至本邮箱；如Word版有误，请一并发送更正后的Word版。",
         log="the sealed PDF and the Word form disagree: missing {missing}, extra {extra}",
+    ),
+    # --- what a scan read by OCR gives to pairing -------------------------------------
+    "read_from_scan": _spec(
+        "info",
+        "staff",
+        "",
+        staff="此行由扫描件识别得出，请核对：对照盖章PDF检查案例名称和申报单位是否识别正确。",
+        log="row read by OCR from a scanned form",
+    ),
+    "scan_unit_untrusted": _spec(
+        "info",
+        "staff",
+        "file unit",
+        staff="从扫描件《{file}》识别出的推荐单位“{unit}”与已知的推荐单位都对不上，"
+        "未用它对应推荐表。请打开PDF核对；如属某个推荐单位，请在工作台为它选择推荐表。",
+        log="{file}: the unit read from the scan ({unit}) matches no known unit; "
+        "not used for pairing",
     ),
     # --- pairing ----------------------------------------------------------------------
     "pdf_waiting_for_word": _spec(

@@ -191,12 +191,30 @@ def poll_command(
             f"needs attention {report.needs_attention}, waiting {report.deferred}, "
             f"marked {report.marked}"
         )
+        status = 0
+        if application.settings.ocr.enabled:
+            # a one-shot run ends complete: the scans it fetched are read, their receipts queued
+            from service.ocr_jobs import read_queued_scans
+
+            scans = read_queued_scans(application, err)
+            if scans.done or scans.failed:
+                err.print(
+                    f"scans read {scans.done}, could not be read {scans.failed} (left to staff)",
+                    highlight=False,
+                )
+            if scans.unavailable:
+                err.print(f"[red]OCR unavailable:[/red] {scans.unavailable}", highlight=False)
+                status = 1
+        else:  # receipts held while OCR was on go out now
+            from service.ocr_jobs import release_held_receipts
+
+            release_held_receipts(application)
         if report.old_mail:
             err.print(first_poll_notice(report.old_mail), highlight=False)
         if report.error:
             err.print(f"[red]mailbox error:[/red] {report.error}", highlight=False)
             return 1
-        return 0
+        return status
 
     raise typer.Exit(run(body))
 
@@ -459,6 +477,15 @@ def reprocess_command(
         err.print(
             f"reprocessed: {counts.processed} processed, {counts.needs_attention} need attention"
         )
+        from service.ocr_jobs import ocr_counts
+
+        with Session(application.engine) as session:
+            unread = ocr_counts(session)["queued"]
+        if unread:  # scans read before are never read again: only these wait
+            err.print(
+                f"{unread} scan(s) never read before are queued for OCR: `intake run` or the "
+                "next `intake poll` reads them and sends the receipts that wait for them"
+            )
         if counts.deferred:
             err.print(
                 "stopped at a message that met a passing fault (database or disk); the rest "

@@ -365,8 +365,9 @@ def retry(app: App, session: Session, item: TodoItem, params: dict[str, Any]) ->
 
 
 def remind(app: App, session: Session, item: TodoItem, params: dict[str, Any]) -> Outcome:
-    """`missing_word` / `missing_pdf` / `no_submission` → `remind`: queue a reminder to the
-    unit of what its recommendation lacks; once every `reminders.min_days` days per unit."""
+    """`missing_word` / `missing_pdf` / `no_submission` / `pdf_mismatch` → `remind`: queue a
+    reminder to the unit of what its recommendation lacks (a sealed PDF matching its Word
+    form among it); once every `reminders.min_days` days per unit."""
     unit = unit_of_target(item.id)
     recommendation = session.get(Recommendation, item.details["recommendation_id"])
     if unit is None or recommendation is None:
@@ -408,6 +409,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("missing_word", "remind"): remind,
     ("missing_pdf", "remind"): remind,
     ("no_submission", "remind"): remind,
+    ("pdf_mismatch", "remind"): remind,
+    ("pdf_mismatch", "handled"): closing,
 }
 
 

@@ -20,6 +20,7 @@ from service.db import upgrade_schema
 from service.digest import queue_digest
 from service.imports import import_submissions
 from service.ingest import poll
+from service.ocr_jobs import read_queued_scans
 from service.outbox import deliver
 from service.status import print_status
 
@@ -71,7 +72,8 @@ def intake_command() -> str:
 def run_demo(
     workdir: Path, out: Console, err: Console, *, config_in_effect: Path | None = None
 ) -> None:
-    """Import the sample export, poll the sample mailbox, deliver, queue the digest, summarise.
+    """Import the sample export, poll the sample mailbox, read its scans (OCR), deliver, queue
+    the digest, summarise.
 
     `config_in_effect` is the configuration file a plain `intake status` here would read (if
     any): then the printed commands name the demo's own configuration file instead.
@@ -90,6 +92,12 @@ def run_demo(
             f"mailbox: {polled.archived} new message(s), {polled.duplicates} already known, "
             f"{polled.needs_attention} need attention"
         )
+        if app.settings.ocr.enabled:
+            scans = read_queued_scans(app, err)
+            if scans.done or scans.failed:
+                err.print(f"scans: {scans.done} read by OCR, {scans.failed} could not be read")
+            if scans.unavailable:
+                err.print(f"scans: not read, OCR unavailable ({scans.unavailable})")
         queue_digest(app)
         delivered = deliver(app)
         print_status(app, out)

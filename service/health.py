@@ -28,7 +28,7 @@ from config.settings import trial_warning
 from service.bootstrap import App
 from service.db import alembic_config, schema_revision
 from service.faults import RETRY_BOUND
-from service.models import Lease, Message, Outbox, PollCursor
+from service.models import Lease, Message, OcrJob, Outbox, PollCursor
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ COUNTER_HELP = {
     "mail_failed": "Mails this process gave up on for good.",
     "imports": "Files this process imported from the watch folder.",
     "job_errors": "Scheduled jobs of this process that stopped on an unexpected error.",
+    "scans_read": "Scanned PDFs this process read by OCR.",
+    "scans_failed": "Scanned PDFs this process gave up reading (left to staff).",
 }
 
 
@@ -92,6 +94,7 @@ class HealthFacts:
     messages: dict[tuple[str, str], int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
     outages: list[OutageFacts] = field(default_factory=list)
+    ocr: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,10 @@ def gather_facts(app: App, account: str, folder: str) -> HealthFacts:
                 select(Outbox.status, sa.func.count()).group_by(Outbox.status)
             ).all():
                 facts.outbox[status] = int(count)
+            for status, count in session.exec(
+                select(OcrJob.status, sa.func.count()).group_by(OcrJob.status)
+            ).all():
+                facts.ocr[status] = int(count)
             facts.outages = [
                 OutageFacts(fault=str(fault), messages=int(count), retries=int(most), since=since)
                 for fault, count, most, since in session.execute(
@@ -226,6 +233,13 @@ def evaluate(app: App, facts: HealthFacts, account: str, folder: str) -> tuple[b
     failed = facts.outbox.get("failed", 0)
     advice = " (failed mail is listed in `intake status` and the digest)" if failed else ""
     lines.append(f"info outbox: {counts}{advice}")
+    if facts.ocr:
+        scans = ", ".join(
+            f"{facts.ocr.get(status, 0)} {status}"
+            for status in ("queued", "running", "done", "failed")
+        )
+        off = "" if app.settings.ocr.enabled else " (ocr.enabled is false: nothing is read)"
+        lines.append(f"info ocr: scans {scans}{off}")
     lasting = False
     for outage in facts.outages:
         since = f" since {outage.since.isoformat(timespec='seconds')}" if outage.since else ""
@@ -304,6 +318,9 @@ def metrics_text(app: App, counters: ServiceCounters | None = None) -> str:
         )
         for outage in facts.outages:
             lines.append(f"intake_outage_messages{_labels(fault=outage.fault)} {outage.messages}")
+        _family(lines, "intake_ocr_jobs", "gauge", "Scanned PDFs to read by OCR, by status.")
+        for status in ("queued", "running", "done", "failed"):
+            lines.append(f"intake_ocr_jobs{_labels(status=status)} {facts.ocr.get(status, 0)}")
         _family(lines, "intake_outbox", "gauge", "Outgoing mails by status.")
         for status in sorted({*OUTBOX_STATUSES, *facts.outbox}):
             lines.append(f"intake_outbox{_labels(status=status)} {facts.outbox.get(status, 0)}")

@@ -61,6 +61,7 @@ from notifications.render import RenderedMail
 from notifications.transport import Sender
 from parsers.classify import is_no_reply_address
 from parsers.model import Problem
+from service.agreement import disagrees
 from service.bootstrap import App
 from service.db import is_postgres
 from service.leases import LeaseBusyError, held_lease
@@ -73,6 +74,7 @@ from service.models import (
     Submission,
     Suppression,
 )
+from service.todo import mismatch_problem
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +290,7 @@ def queue_reminder(app: App, session: Session, recommendation: Recommendation) -
         version=recommendation.version,
         missing_word=recommendation.word_attachment_id is None,
         missing_pdf=recommendation.pdf_attachment_id is None,
+        pdf_mismatch=pdf_mismatch_text(session, recommendation),
         cases=[
             MissingCase(row=row.row, title=row.title, applicant=row.applicant)
             for row in rows
@@ -416,7 +419,20 @@ def unit_receipt_context(
         recommendation_complete=bool(recommendation and recommendation.complete),
         version=recommendation.version if recommendation else 1,
         supersedes_earlier=bool(recommendation and recommendation.version > 1),
+        pdf_mismatch=pdf_mismatch_text(session, recommendation) if recommendation else None,
     )
+
+
+def pdf_mismatch_text(session: Session, recommendation: Recommendation) -> str | None:
+    """What the unit reads when its sealed PDF lists other cases than its Word form (which
+    rows the PDF lacks or adds, and to send a matching sealed PDF); None when they agree."""
+    if recommendation.pdf_attachment_id is None or recommendation.word_attachment_id is None:
+        return None
+    pdf = session.get(Attachment, recommendation.pdf_attachment_id)
+    if pdf is None or not disagrees(pdf.agreement):
+        return None
+    assert pdf.agreement is not None
+    return mismatch_problem(pdf.agreement).sender_text
 
 
 RECEIPT_COVERED = ("pdf_waiting_for_word", "awaiting_word")

@@ -8,7 +8,7 @@ placements win over everything automatic.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -17,12 +17,21 @@ from parsers.model import CaseRow as FormCaseRow
 from parsers.model import PdfForm, Problem, WordForm
 from parsers.normalize import normalize_unit, units_match
 from service.bootstrap import App
-from service.models import Attachment, CaseRow, ManualDecision, Message, Recommendation
+from service.models import (
+    Attachment,
+    CaseRow,
+    ManualDecision,
+    Message,
+    Recommendation,
+    Submission,
+)
 from service.pairing_rules import (
     ARRIVAL_WINDOW,
     DocumentFacts,
+    KnownUnit,
     PairScore,
     best_pdf_for_word,
+    check_scan_unit,
     organisation_domain,
     score_pair,
 )
@@ -31,6 +40,7 @@ from service.register import UNIT_UNREAD
 PDF_ACCEPT = 0.6
 PDF_MARGIN = 0.15
 SENDERS_ONLY_PDF = "the only waiting PDF of the sender, who has only this form waiting"
+UNIT_ON_SCAN = "the only recommendation awaiting a PDF of the unit read from the scan"
 PDF_ONLY = "pdf_only"
 """`pdf_method` of a recommendation recorded from its sealed PDF alone (no Word form yet)."""
 
@@ -125,6 +135,11 @@ def place_forms(
 ) -> Placement:
     """Record the message's Word forms as recommendations and place its PDFs."""
     placement = Placement()
+    if any(read_from_scan(pdf) for pdf in pdfs):
+        known = _known_units(session, message, forms)
+        for pdf in pdfs:
+            if read_from_scan(pdf):
+                _check_scan_unit(message, pdf, known, placement)
     for item in forms:
         recommendation = _record_form(app, session, message, item, placement)
         if recommendation is not None and recommendation not in placement.touched:
@@ -143,6 +158,59 @@ def place_forms(
         if recommendation not in placement.touched:
             placement.touched.append(recommendation)
     return placement
+
+
+def read_from_scan(pdf: PdfInput) -> bool:
+    """Whether the PDF's text (and so its unit and rows) was read by OCR from a scan."""
+    return pdf.form is not None and pdf.attachment.text_source == "ocr"
+
+
+def _known_units(session: Session, message: Message, forms: Sequence[FormInput]) -> list[KnownUnit]:
+    """The units already known, with the addresses that sent their forms: every recorded
+    recommendation, the Word forms of this message, and the recommenders of the online export."""
+    senders: dict[str, tuple[str, set[str]]] = {}
+
+    def add(unit: str | None, sender: str = "") -> None:
+        if not unit or unit.startswith(UNIT_UNREAD):
+            return
+        key = normalize_unit(unit) or unit
+        name, addresses = senders.get(key, (unit, set()))
+        senders[key] = (unit if len(unit) > len(name) else name, addresses)  # the full name
+        if sender:
+            addresses.add(sender)
+
+    for unit, sender in session.exec(
+        select(Recommendation.unit, Recommendation.sender).order_by(col(Recommendation.id))
+    ).all():
+        add(unit, sender)
+    for item in forms:
+        add(item.form.unit, message.sender)
+    recommenders = session.exec(select(Submission.recommender).distinct()).all()
+    for recommender in sorted(name for name in recommenders if name):
+        add(recommender)
+    return [KnownUnit(name, tuple(sorted(addresses))) for name, addresses in senders.values()]
+
+
+def _check_scan_unit(
+    message: Message, pdf: PdfInput, known: Sequence[KnownUnit], placement: Placement
+) -> None:
+    """Trust the unit read from a scan only once checked against the known units and the
+    sender: the checked unit (or none) is what pairing then sees."""
+    assert pdf.form is not None
+    read = pdf.form.unit
+    checked = check_scan_unit(
+        read,
+        known,
+        sender=message.sender,
+        filename=pdf.attachment.filename,
+        subject=message.subject,
+    )
+    pdf.form = replace(pdf.form, unit=checked.unit)
+    pdf.attachment.pdf_unit = checked.unit
+    if checked.unit is None and read:
+        placement.problems.append(
+            Problem("scan_unit_untrusted", {"file": pdf.attachment.filename, "unit": read})
+        )
 
 
 def _record_pdf_only(
@@ -186,9 +254,15 @@ def _record_pdf_only(
         pdf.attachment,
         method=PDF_ONLY,
         score=1.0,
-        evidence=["the sealed PDF's own text names the unit and lists its cases"],
+        evidence=[_pdf_only_evidence(pdf)],
     )
     return recommendation
+
+
+def _pdf_only_evidence(pdf: PdfInput) -> str:
+    if read_from_scan(pdf):
+        return "the scan of the sealed form, read by OCR, names the unit and lists its cases"
+    return "the sealed PDF's own text names the unit and lists its cases"
 
 
 def _add_rows(
@@ -396,7 +470,12 @@ def _place_lone_pdf(session: Session, message: Message, pdf: PdfInput) -> Recomm
             )
             return recommendation
     scored: list[tuple[PairScore, Recommendation, DocumentFacts]] = []
-    pdf_facts = _facts(message, pdf.attachment, unit=pdf.attachment.pdf_unit, titles=())
+    pdf_facts = _facts(
+        message,
+        pdf.attachment,
+        unit=pdf.attachment.pdf_unit,
+        titles=tuple(pdf.form.titles) if pdf.form is not None else (),
+    )
     for recommendation in open_recommendations:
         word = session.get(Attachment, recommendation.word_attachment_id)
         if word is None:
@@ -417,7 +496,17 @@ def _place_lone_pdf(session: Session, message: Message, pdf: PdfInput) -> Recomm
     best_score, best, _ = scored[0]
     runner_up = scored[1][0].score if len(scored) > 1 else 0.0
     evidence = list(best_score.evidence)
-    if best_score.score < PDF_ACCEPT or best_score.score - runner_up < PDF_MARGIN:
+    by_unit = [
+        (score, recommendation)
+        for score, recommendation, _ in scored
+        if read_from_scan(pdf) and units_match(recommendation.unit, pdf.attachment.pdf_unit)
+    ]
+    if (best_score.score < PDF_ACCEPT or best_score.score - runner_up < PDF_MARGIN) and len(
+        by_unit
+    ) == 1:
+        best_score, best = by_unit[0]
+        evidence = [*best_score.evidence, UNIT_ON_SCAN]
+    elif best_score.score < PDF_ACCEPT or best_score.score - runner_up < PDF_MARGIN:
         same_sender = [
             (score, recommendation)
             for score, recommendation, word_facts in scored
@@ -470,6 +559,7 @@ def _join(
         previous = session.get(Attachment, recommendation.pdf_attachment_id)
         if previous is not None:
             previous.placed = False
+            previous.agreement = None  # it was checked against this recommendation's Word
             session.add(previous)
     recommendation.pdf_attachment_id = pdf.id
     recommendation.pdf_method = method

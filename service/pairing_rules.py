@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from rapidfuzz import fuzz
+
 from parsers.normalize import (
+    PROVINCES,
     find_unit_mention,
     normalize_text,
     normalize_title,
+    normalize_unit,
     strip_reply_prefixes,
     units_match,
 )
@@ -289,3 +293,115 @@ def unit_for_pdf(pdf: DocumentFacts, units: Sequence[str]) -> str | None:
     if all(mention in longest_mention and mention != longest_mention for _, mention in found[1:]):
         return longest_unit
     return None
+
+
+SCAN_UNIT_KNOWN = 90.0
+"""A unit read from a scan is taken as the known unit it resembles this much (rapidfuzz,
+normalised names): OCR misreads a character or two of a long name."""
+SCAN_UNIT_VOUCHED = 80.0
+"""The bar when the scan's sender (the address, or its organisation's domain) sent that
+unit's forms before."""
+SCAN_UNIT_MARGIN = 5.0
+"""The known unit must resemble the read name this much more than the next one."""
+SCAN_UNIT_NEW = 70.0
+"""A name resembling no known unit even this much is a unit not yet known, taken as read;
+between this and the bar it is a misread nobody can settle."""
+
+
+@dataclass(frozen=True)
+class KnownUnit:
+    """A recommending unit already known (a form recorded, or named in the online export),
+    and the addresses that sent its forms."""
+
+    name: str
+    senders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScanUnit:
+    """The unit to pair a scan by (None: the read name cannot be trusted) and why."""
+
+    unit: str | None
+    evidence: str
+
+
+def _vouched(unit: KnownUnit, sender: str) -> bool:
+    """Whether `sender`, or another address of its organisation, sent this unit's forms."""
+    if not sender:
+        return False
+    domain = organisation_domain(sender)
+    return any(
+        earlier.lower() == sender.lower() or bool(domain and organisation_domain(earlier) == domain)
+        for earlier in unit.senders
+    )
+
+
+def _provinces(key: str) -> frozenset[str]:
+    """The provinces a normalised unit name names (by their short names)."""
+    return frozenset(province.short for province in PROVINCES if province.short in key)
+
+
+def _may_be_misread_as(read_key: str, known_key: str) -> bool:
+    """Whether `read_key` can be an OCR misreading of `known_key` rather than another unit:
+    two names of different provinces (山西 / 上海 协会), or one holding the other whole (a
+    company and its city branch), are two units however alike they look."""
+    read_provinces, known_provinces = _provinces(read_key), _provinces(known_key)
+    if read_provinces and known_provinces and not read_provinces & known_provinces:
+        return False
+    return read_key not in known_key and known_key not in read_key
+
+
+def check_scan_unit(
+    read: str | None,
+    known: Sequence[KnownUnit],
+    *,
+    sender: str,
+    filename: str = "",
+    subject: str = "",
+) -> ScanUnit:
+    """Whether to trust the unit OCR read on a scanned form, and as which unit.
+
+    A known unit (same name, or nearly: ≥ `SCAN_UNIT_KNOWN`, or ≥ `SCAN_UNIT_VOUCHED` when the
+    sender sent that unit's forms before) is taken under its known name. Otherwise the read
+    name stands when the file name or subject names it too, or when it resembles no known
+    unit it could be a misreading of (a new unit); a near miss of a known unit is not
+    trusted. A unit of another province, or a branch of a known unit, is never a misreading.
+    """
+    read = (read or "").strip()
+    if not read:
+        return ScanUnit(None, "no unit read from the scan")
+    for unit in known:
+        if units_match(read, unit.name):
+            name = max(unit.name, read, key=len)  # the full name, however either wrote it
+            return ScanUnit(name, f"the unit read from the scan is a known unit ({unit.name})")
+    key = normalize_unit(read)
+    scored = sorted(
+        (
+            (fuzz.ratio(key, known_key), unit)
+            for unit in known
+            if _may_be_misread_as(key, known_key := normalize_unit(unit.name))
+        ),
+        key=lambda pair: -pair[0],
+    )
+    best_score = scored[0][0] if scored else 0.0
+    if scored:
+        best = scored[0][1]
+        runner_up = scored[1][0] if len(scored) > 1 else 0.0
+        vouched = _vouched(best, sender)
+        bar = SCAN_UNIT_VOUCHED if vouched else SCAN_UNIT_KNOWN
+        if best_score >= bar and best_score - runner_up >= SCAN_UNIT_MARGIN:
+            source = ", sent from its address or domain" if vouched else ""
+            return ScanUnit(
+                best.name,
+                f"read on the scan as {read}, taken as the known unit {best.name} "
+                f"(score {best_score:.0f}{source})",
+            )
+    if any(text and find_unit_mention(text, read) for text in (filename, subject)):
+        return ScanUnit(read, f"the unit read from the scan ({read}) is named in the mail too")
+    if best_score < SCAN_UNIT_NEW:
+        return ScanUnit(read, f"the unit read from the scan ({read}) is a unit not yet known")
+    return ScanUnit(
+        None,
+        f"read on the scan as {read}, near the known unit {scored[0][1].name} "
+        f"(score {best_score:.0f}) but not near enough to tell",
+    )

@@ -21,21 +21,22 @@ from config.errors import IntakeError, ParseError
 from parsers.classify import ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY
 from parsers.mail import parse_message
 from parsers.model import ParsedMessage, PdfForm, Problem, WordForm
+from parsers.ocr import ScanReading
 from parsers.pdf_form import read_pdf_form
 from parsers.word_form import read_word_form
 from service.bootstrap import App
 from service.faults import RETRY_BOUND, next_try, one_line, transient_fault
-from service.models import Attachment, CaseRow, Message, Recommendation
+from service.models import Attachment, CaseRow, Message, OcrJob, Recommendation
+from service.ocr_jobs import held_receipt_details, queue_ocr
 from service.outbox import queue_unit_receipt, suppress_bounced
 from service.pairing import FormInput, PdfInput, place_forms
 from service.reconcile import reconcile
+from service.scans import merge_reading, record_pdf_form
 from service.seals import apply_staff_seal
 
 logger = logging.getLogger(__name__)
 
 REPLY_REASON_CODES = frozenset({ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY})
-PDF_TEXT_KEPT = 20_000
-"""Characters of a PDF's text layer kept for pairing evidence."""
 
 
 @dataclass
@@ -245,6 +246,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     forms: list[FormInput] = []
     pdfs: list[PdfInput] = []
     rows: list[Attachment] = []
+    awaiting_ocr: list[str] = []  # scans whose reading the receipt waits for
     for position, attachment in enumerate(parsed.attachments):
         app.archive.put(attachment.data, durable=False)
         row = Attachment(
@@ -269,7 +271,9 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
                 forms.append(FormInput(attachment=row, form=word))
         elif attachment.kind == "form_pdf":
             pdf = _read_pdf(attachment.data, attachment.filename, row)
-            apply_staff_seal(session, row)
+            if pdf is not None and pdf.scanned and app.settings.ocr.enabled:
+                pdf = _read_scan(app, session, pdf, row, awaiting_ocr)
+            apply_staff_seal(session, row)  # staff's word wins over the check and OCR
             session.add(row)
             session.flush()
             if pdf is None:
@@ -294,16 +298,22 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
     ]
     problems.extend(problem.as_json() for problem in placement.problems)
     needs_person = needs_person or placement.needs_person
+    # a scan OCR gave up on is read by a person
+    needs_person = needs_person or any(item["code"] == "ocr_failed" for item in problems)
     reconcile(app, session, placement.touched)
     if message.kind == "large_attachment_link":
         needs_person = True
+    if awaiting_ocr:  # the receipt waits for OCR (service.ocr_jobs queues it)
+        session.flush()  # the touched recommendations' ids
+        details.update(held_receipt_details(awaiting_ocr, placement.touched))
     message.problems = problems
     message.details = details
     message.status = "needs_attention" if needs_person else "processed"
     message.processed_at = app.clock()
     message.fault = message.fault_error = message.fault_since = message.retry_at = None
     session.add(message)
-    queue_unit_receipt(app, session, message, placement.touched, attachments=rows)
+    if not awaiting_ocr:
+        queue_unit_receipt(app, session, message, placement.touched, attachments=rows)
     if parsed.bounce is not None:
         suppress_bounced(app, session, message, list(parsed.bounce.failed_recipients))
 
@@ -324,12 +334,35 @@ def _read_pdf(data: bytes, filename: str, row: Attachment) -> PdfForm | None:
     except ParseError as exc:
         row.problems = [*row.problems, _read_failure(exc, "pdf_unreadable", filename)]
         row.seal = "unknown"
+        row.text_source = "none"
         return None
-    row.seal = form.seal
-    row.scanned = form.scanned
-    row.pdf_unit = form.unit
-    row.pdf_text = form.text[:PDF_TEXT_KEPT]
+    record_pdf_form(row, form)
     row.problems = [*row.problems, *_of_file(form.problems, filename)]
+    return form
+
+
+def _read_scan(
+    app: App, session: Session, form: PdfForm, row: Attachment, awaiting: list[str]
+) -> PdfForm:
+    """A scanned form PDF: with what OCR read when its content was read before (a later
+    poll, `intake reprocess`); else its OCR is queued and its sha256 added to `awaiting`
+    (the message's receipt waits for it). A scan OCR gave up on carries that problem."""
+    job = session.get(OcrJob, row.sha256)
+    if job is not None and job.status == "done" and job.reading is not None:
+        reading = ScanReading.from_json(job.reading)
+        form = merge_reading(form, reading)
+        record_pdf_form(row, form)
+        # as `apply_reading` records them when the reading comes after the message
+        row.problems = [*row.problems, *_of_file(reading.problems, row.filename)]
+        return form
+    if job is not None and job.status == "failed":
+        if job.problem is not None:
+            failed = Problem.from_json(job.problem).with_params(file=row.filename)
+            row.problems = [*row.problems, failed.as_json()]
+        return form
+    if job is None:
+        queue_ocr(session, row.sha256, app.clock())
+    awaiting.append(row.sha256)
     return form
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from parsers.model import Problem
+from service.agreement import refresh_agreements, rows_read_from_scan
 from service.bootstrap import App
 from service.matching import Candidate, RowToMatch, SubmissionIndex, Thresholds
 from service.models import Attachment, CaseRow, ManualDecision, Message, Recommendation, Submission
@@ -71,11 +73,17 @@ def reconcile(
     *,
     index: SubmissionIndex | None = None,
 ) -> None:
-    """Re-match rows and refresh completeness for `recommendations` (all current when None)."""
+    """Re-match rows and refresh completeness for `recommendations` (all current when None).
+
+    Named recommendations are those whose Word form or PDF just changed: their PDF's
+    agreement with the Word form is checked again too (an import changes neither).
+    """
     if recommendations is None:
         recommendations = session.exec(
             select(Recommendation).where(Recommendation.current == sa.true())
         ).all()
+    else:
+        refresh_agreements(app, session, recommendations)
     if not recommendations:
         return
     index = index or cached_submission_index(session)
@@ -127,6 +135,11 @@ def _match_rows(
             .order_by(col(ManualDecision.id))
         ).all()
     }
+    from_scan = (
+        [Problem("read_from_scan").as_json()]
+        if rows_read_from_scan(session, recommendation)
+        else []
+    )
     automatic = [row for row in rows if row.row not in manual]
     taken = {
         decision.submission_ref: decision.row
@@ -151,7 +164,7 @@ def _match_rows(
             score=round(result.score, 1),
             candidates=[[ref, round(score, 1)] for ref, score in result.candidates],
             evidence=list(result.evidence),
-            warnings=[warning.as_json() for warning in result.warnings],
+            warnings=[*from_scan, *(warning.as_json() for warning in result.warnings)],
         )
     for row in rows:
         decision = manual.get(row.row)
@@ -165,7 +178,7 @@ def _match_rows(
             score=100.0,
             candidates=[],
             evidence=["staff decision"],
-            warnings=[],
+            warnings=from_scan,
         )
 
 

@@ -186,6 +186,11 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             result["seal_confirmed"] = (
                 {"by": confirmed.by, "at": iso(confirmed.at, settings)} if confirmed else None
             )
+            result["text_source"] = attachment.text_source or (
+                "text" if attachment.pdf_text.strip() else "none"
+            )
+            result["unit_on_pdf"] = attachment.pdf_unit
+            result["agreement"] = attachment.agreement
         return result
 
     # Sorted here, not by the database: PostgreSQL collations order Chinese text otherwise.
@@ -343,6 +348,8 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 else None,
                 "seal": attachment.seal,
                 "message": attachment.message_pk,
+                "text_source": attachment.text_source,
+                "unit_on_pdf": attachment.pdf_unit,
             }
             for attachment in attachments
             if attachment.kind == "form_pdf" and attachment.id not in placed_pdfs

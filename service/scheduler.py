@@ -1,4 +1,5 @@
-"""`intake run`: APScheduler starts poll, deliver, digest and the watch folder until stopped.
+"""`intake run`: APScheduler starts poll, deliver, digest and the watch folder until stopped;
+a thread of its own reads scanned PDFs (OCR), never inside the poll.
 
 Every job is a plain function (`poll`, `deliver`, `queue_digest`, `import_watch_folder`);
 this module only decides when they run and makes sure none runs twice at once: in this
@@ -43,6 +44,7 @@ from service.ingest import PollReport, poll
 from service.leases import LeaseBusyError, held_lease
 from service.logging_setup import event_line, structured_log_lines
 from service.models import ImportRun, Message
+from service.ocr_jobs import OcrPool, release_held_receipts, run_ocr_jobs
 from service.outbox import deliver
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ IDLE_WAIT_LIMIT = timedelta(minutes=25)
 """One IMAP IDLE lasts at most this long (RFC 2177: servers may drop it after 29 minutes)."""
 
 IDLE_RETRY_AFTER = timedelta(seconds=30)
+OCR_CHECK_EVERY = timedelta(seconds=30)
+"""How often the OCR thread looks for work by itself (jobs queued by another instance, a
+claim that ran out) and releases receipts that waited `ocr.max_wait` for their scans."""
 JOB_LEASE_TTL = timedelta(minutes=10)
 QUIET_LOGGERS = {"apscheduler": logging.ERROR}
 """APScheduler logs every job run at INFO, and a warning for each run skipped while the same
@@ -137,6 +142,8 @@ class Service:
         self._deliver_lock = threading.Lock()
         self._unreadable_imports: set[str] = set()
         self._reported_failures: set[tuple[str, str]] = set()
+        self._ocr_wanted = threading.Event()
+        self.ocr_pool = OcrPool(app) if app.settings.ocr.enabled else None
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -167,6 +174,47 @@ class Service:
         self._log_new_problems(newest_before)
         if report.archived or report.too_large or report.processed:
             self.app.log(_poll_summary(report))
+            self.deliver_now()
+        if report.processed or report.needs_attention:
+            self._ocr_wanted.set()  # the OCR thread reads the scans this poll queued
+
+    # -- OCR -----------------------------------------------------------------------------
+
+    def read_scans(self) -> None:
+        """The OCR thread: read queued scans whenever a poll asks (and every
+        OCR_CHECK_EVERY), then queue and send the receipts that waited for them."""
+        while not self.stop.is_set():
+            self._ocr_wanted.wait(OCR_CHECK_EVERY.total_seconds())
+            self._ocr_wanted.clear()
+            if self.stop.is_set():
+                break
+            try:
+                self._read_scans_once()
+            except Exception as error:
+                self.counters.count("job_errors")
+                self._report_failure("ocr", error)
+                self.stop.wait(OCR_CHECK_EVERY.total_seconds())
+
+    def _read_scans_once(self) -> None:
+        if self.ocr_pool is None:  # OCR turned off: receipts held before go out as they are
+            if release_held_receipts(self.app):
+                self.deliver_now()
+            return
+        report = run_ocr_jobs(self.app, self.ocr_pool, stop=self.stop)
+        self.counters.count("scans_read", report.done)
+        self.counters.count("scans_failed", report.failed)
+        released = release_held_receipts(self.app)
+        if report.done or report.failed or report.retried:
+            self.app.log(
+                event_line(
+                    "ocr_done",
+                    read=report.done,
+                    retried=report.retried,
+                    failed=report.failed,
+                    receipts_released=released,
+                )
+            )
+        if report.done or report.failed or released:
             self.deliver_now()
 
     def deliver_now(self) -> None:
@@ -441,6 +489,7 @@ def _serve(app: App, stop: threading.Event, counters: ServiceCounters) -> int:
             digest_at=f"{settings.schedule.digest_at.isoformat()} {settings.campaign.timezone}",
             watch_folder=settings.schedule.watch_folder,
             idle=settings.mailbox.idle,
+            ocr_workers=settings.ocr.workers if settings.ocr.enabled else 0,
             pid=os.getpid(),
         )
     )
@@ -469,11 +518,19 @@ def _serve(app: App, stop: threading.Event, counters: ServiceCounters) -> int:
         app.log(event_line("health_endpoint", url=_health_url(health_server)))
     if settings.mailbox.idle:
         threading.Thread(target=service.wait_for_mail, name="intake-idle", daemon=True).start()
+    ocr_thread = threading.Thread(target=service.read_scans, name="intake-ocr", daemon=True)
+    ocr_thread.start()
     try:
         while not stop.wait(1.0):
             pass
     finally:
         app.log(event_line("service_stopping", detail="finishing the job in hand"))
+        if service.ocr_pool is not None:
+            # a scan being read is given back untried and read again at the next start
+            service.ocr_pool.close()
+        ocr_thread.join(timeout=60)
+        if service.ocr_pool is not None:
+            service.ocr_pool.close()
         scheduler.shutdown(wait=True)
         if health_server is not None:
             health_server.stop()

@@ -23,6 +23,7 @@ from notifications.contexts import (
 )
 from service.bootstrap import App
 from service.ingest import last_poll
+from service.ocr_jobs import ocr_counts
 from service.register import build_register, iso, summary_counts
 from service.todo import TodoItem, minute, todo_items, todo_json
 
@@ -41,6 +42,8 @@ def status_json(app: App) -> dict[str, Any]:
     with Session(app.engine) as session:
         register = build_register(session, app.settings)
     cursor = last_poll(app.engine)
+    with Session(app.engine) as session:
+        ocr = ocr_counts(session)
     return {
         "campaign": register["campaign"],
         "last_poll": None
@@ -51,6 +54,7 @@ def status_json(app: App) -> dict[str, Any]:
             "error": cursor.last_error,
         },
         "counts": {name: dict(counter) for name, counter in summary_counts(register).items()},
+        "ocr": {"enabled": app.settings.ocr.enabled, **ocr},
         "todo": [todo_json(item) for item in todo_items(register)],
     }
 
@@ -73,6 +77,9 @@ def print_status(app: App, console: Console, *, as_json: bool = False) -> None:
         when = minute(iso(cursor.last_poll_at, app.settings))
         state = "邮箱无法读取，详见待处理事项" if cursor.last_error else "正常"
         say(f"上次收信：{when}（{state}）")
+    scans = ocr_line(app)
+    if scans:
+        say(scans)
     items = todo_items(register)
     if plain:
         _print_counts_plain(say, counts)
@@ -92,6 +99,24 @@ def print_status(app: App, console: Console, *, as_json: bool = False) -> None:
             say(f"- 【{item.label}】{item.summary}（涉及：{item.where}）")
         return
     console.print(_todo_table(items))
+
+
+def ocr_line(app: App) -> str | None:
+    """扫描件识别: how many scans wait, are being read, were read, could not be read; None
+    when OCR is off and no scan was ever queued."""
+    with Session(app.engine) as session:
+        counts = ocr_counts(session)
+    if not app.settings.ocr.enabled and not any(counts.values()):
+        return None
+    line = (
+        f"扫描件识别：等待识别{counts['queued']}份，正在识别{counts['running']}份，"
+        f"已识别{counts['done']}份，未能识别{counts['failed']}份"
+    )
+    if counts["failed"]:
+        line += "（未能识别的请在待处理事项中人工核对）"
+    if not app.settings.ocr.enabled:
+        line += "（文字识别已关闭）"
+    return line
 
 
 def _count_rows(counts: dict[str, Counter[str]]) -> list[tuple[str, str, int, str]]:

@@ -91,7 +91,7 @@ def todo_items(register: dict[str, Any]) -> list[TodoItem]:
     ]
 
 
-REMINDABLE = ("missing_word", "missing_pdf", "no_submission")
+REMINDABLE = ("missing_word", "missing_pdf", "no_submission", "pdf_mismatch")
 """Item kinds whose unit staff can remind (`remind`) of what is missing."""
 
 
@@ -144,6 +144,8 @@ ACTION_LABELS: dict[tuple[str, str], str] = {
     ("missing_word", "remind"): "发送催办提醒",
     ("missing_pdf", "remind"): "发送催办提醒",
     ("no_submission", "remind"): "发送催办提醒",
+    ("pdf_mismatch", "remind"): "提醒补发与Word版一致的盖章PDF",
+    ("pdf_mismatch", "handled"): "已人工处理",
 }
 """Every action staff can take on a queue item, by (kind, action), with its Chinese label."""
 
@@ -156,6 +158,7 @@ CLOSING = {
     ("seal_unconfirmed", "seal_present"),
     ("seal_unconfirmed", "seal_absent"),
     ("failed_mail", "drop"),
+    ("pdf_mismatch", "handled"),
 }
 """Decisions that take their item off the queue by themselves (the others change the data
 the item comes from: a row tied, a PDF placed, a mail queued again, a message re-read)."""
@@ -409,13 +412,7 @@ def _recommendation_items(register: dict[str, Any]) -> list[TodoItem]:
                 )
             agreement = pdf.get("agreement")
             if agreement and (agreement.get("missing") or agreement.get("extra")):
-                problem = Problem(
-                    "pdf_mismatch",
-                    {
-                        "missing": "、".join(agreement.get("missing") or []) or "无",
-                        "extra": "、".join(agreement.get("extra") or []) or "无",
-                    },
-                )
+                problem = mismatch_problem(agreement)
                 items.append(
                     TodoItem(
                         id=f"pdf_mismatch:{key}",
@@ -465,6 +462,19 @@ def _recommendation_items(register: dict[str, Any]) -> list[TodoItem]:
                     )
                 )
     return items
+
+
+def mismatch_problem(agreement: dict[str, Any]) -> Problem:
+    """`pdf_mismatch` for a PDF's agreement with its Word form: which Word rows the PDF
+    lacks (「title」), which rows it has that the Word form does not."""
+    missing = [
+        f"「{row['title']}」" if isinstance(row, dict) else f"「{row}」"
+        for row in agreement.get("missing") or []
+    ]
+    extra = [f"「{title}」" for title in agreement.get("extra") or []]
+    return Problem(
+        "pdf_mismatch", {"missing": "、".join(missing) or "无", "extra": "、".join(extra) or "无"}
+    )
 
 
 def candidate_label(ref: str, score: float | int | None) -> str:

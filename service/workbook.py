@@ -65,6 +65,22 @@ def _cn(table: dict[str, str]) -> Callable[[Any], str]:
     return lambda value: table.get(str(value), "" if value is None else str(value))
 
 
+def agreement_words(agreement: dict[str, Any] | None) -> str:
+    """Whether the sealed PDF lists the Word form's cases, in words: 一致, or what differs;
+    empty when it could not be checked."""
+    if not agreement:
+        return ""
+    missing = [f"「{row['title']}」" for row in agreement.get("missing") or []]
+    extra = [f"「{title}」" for title in agreement.get("extra") or []]
+    if not missing and not extra:
+        return "一致"
+    parts = [
+        f"PDF缺少{'、'.join(missing)}" if missing else "",
+        f"PDF多出{'、'.join(extra)}" if extra else "",
+    ]
+    return "不一致：" + "；".join(part for part in parts if part)
+
+
 def _time(value: str | None) -> datetime | None:
     """An ISO time of the register (already in the campaign's zone) as Excel's local time."""
     if not value:
@@ -189,6 +205,9 @@ def register_workbook(register: dict[str, Any], *, base_url: str | None = None) 
             Column("Word推荐表", lambda r: (r["word"] or {}).get("filename")),
             Column("盖章PDF", lambda r: (r["pdf"] or {}).get("filename")),
             Column("公章检查", lambda r: seal_text(r["pdf"])),
+            Column(
+                "PDF与Word是否一致", lambda r: agreement_words((r["pdf"] or {}).get("agreement"))
+            ),
             Column("案例数", lambda r: len(r["cases"])),
             Column("发件人", lambda r: r["sender"]),
         ],

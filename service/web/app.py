@@ -36,11 +36,13 @@ from parsers.mail import parse_message
 from parsers.model import Problem
 from service import accounts, decisions, import_runs
 from service.accounts import Staff
+from service.agreement import stored_reading
 from service.bootstrap import App
 from service.imports import KIND_LABELS as IMPORT_KINDS
 from service.imports import ImportReport
 from service.models import Attachment, CaseRow, Outbox, Recommendation
 from service.models import Message as MailMessage
+from service.ocr_jobs import ocr_counts
 from service.seals import STAFF_SEAL_LABELS, staff_seals
 from service.todo import ACTION_LABELS, KIND_LABELS, todo_items, todo_json
 from service.web import charts, pdfpages, queries, texts
@@ -439,6 +441,11 @@ class Workspace:
                 for name, attachment in (("word", word), ("pdf", pdf))
                 if attachment and (message := session.get(MailMessage, attachment.message_pk))
             }
+            reading = (
+                stored_reading(session, pdf.sha256)
+                if pdf is not None and pdf.text_source == "ocr"
+                else None
+            )
         pages = pdfpages.page_count(self.app.archive, pdf.sha256) if pdf else 0
         return self.render(
             request,
@@ -454,7 +461,19 @@ class Workspace:
             staff_seal_labels=STAFF_SEAL_LABELS,
             arrivals=arrivals,
             pages=range(1, pages + 1),
+            page_texts=self._page_texts(pdf, reading.page_texts if reading else None),
         )
+
+    def _page_texts(self, pdf: Attachment | None, read: list[str] | None) -> dict[int, str]:
+        """The text of each page of the PDF by page number: what OCR read on a scan, or its
+        text layer."""
+        if pdf is None or pdf.text_source == "none":
+            return {}
+        if pdf.text_source == "ocr":
+            texts = read if read is not None else pdf.pdf_text.split("\n\n")
+        else:
+            texts = pdfpages.page_texts(self.app.archive, pdf.sha256)
+        return {number: text for number, text in enumerate(texts, start=1) if text.strip()}
 
     def unit_page_image(self, request: Request, staff: Staff) -> Response:
         """One page of a recommendation's sealed PDF as PNG."""
@@ -815,8 +834,16 @@ class Workspace:
             cursors = queries.cursors(session)
             counts = queries.outbox_counts(session)
             imports = queries.recent_imports(session)
+            scans = ocr_counts(session)
         return self.render(
-            request, "status.html", staff, cursors=cursors, counts=counts, imports=imports
+            request,
+            "status.html",
+            staff,
+            cursors=cursors,
+            counts=counts,
+            imports=imports,
+            scans=scans,
+            ocr_enabled=self.app.settings.ocr.enabled,
         )
 
     # -- open and API -----------------------------------------------------------------------

@@ -38,6 +38,26 @@ def page_count(archive: Archive, sha256: str) -> int:
     return count
 
 
+def page_texts(archive: Archive, sha256: str) -> list[str]:
+    """The text layer of each page (at most MAX_PAGES), as pdfium extracts it; [] when the
+    PDF cannot be read."""
+    try:
+        document = pypdfium2.PdfDocument(archive.get(sha256))
+    except (pypdfium2.PdfiumError, OSError):
+        return []
+    texts = []
+    try:
+        for index in range(min(len(document), MAX_PAGES)):
+            textpage = document[index].get_textpage()
+            texts.append(textpage.get_text_range().replace("\r\n", "\n").strip())
+            textpage.close()
+    except pypdfium2.PdfiumError:
+        return []
+    finally:
+        document.close()
+    return texts
+
+
 def page_png(archive: Archive, sha256: str, number: int) -> bytes:
     """Page `number` (from 1) as PNG, from the cache or rendered now."""
     target = _cache_dir(archive, sha256) / f"{number}.png"

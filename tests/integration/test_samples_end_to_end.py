@@ -112,6 +112,7 @@ def test_samples_through_dovecot_and_smtp_end_as_truth_says(db_url, tmp_path, do
         tmp_path,
         open_mailbox=imap_mailbox(dovecot, username, password),
         transport=transport,
+        ocr={"enabled": True},  # the two image-only scans are read by the real engine
     )
     report = run_samples(app)
     assert report.ok and report.archived == 4

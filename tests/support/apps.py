@@ -19,6 +19,7 @@ from service.db import create_db_engine, upgrade_schema
 from service.imports import import_submissions
 from service.ingest import PollReport, poll
 from service.mailbox import DirectoryMailbox, ImapMailbox, Mailbox
+from service.ocr_jobs import OcrPool, OcrReport, release_held_receipts, run_ocr_jobs
 from service.register import build_register
 
 SAMPLE_EXPORT = SAMPLES / "submissions.xlsx"
@@ -72,6 +73,8 @@ def make_app(
     # the samples are a season of mail already in the mailbox at the first poll: reply to it,
     # as a campaign replies to mail arriving over the season (tests of the first poll say no)
     sections["campaign"] = {"reply_to_old_mail": True, **sections.get("campaign", {})}
+    # OCR (seconds a page) only where a test asks for it: `ocr={"enabled": True, ...}`
+    sections["ocr"] = {"enabled": False, **sections.get("ocr", {})}
     settings = Settings(
         database={"url": db_url},
         storage={"path": workdir / "archive"},
@@ -123,4 +126,16 @@ def run_samples(app: App) -> PollReport:
     """Import the sample export, then poll once (the sample mailbox unless `app` reads another
     one); the poll's report. Nothing is delivered."""
     import_submissions(app, SAMPLE_EXPORT)
-    return poll(app)
+    report = poll(app)
+    if app.settings.ocr.enabled:
+        read_scans(app)
+    return report
+
+
+def read_scans(app: App, **pool_options: Any) -> OcrReport:
+    """Read every queued scan (as `intake poll --once` does after its poll) and queue the
+    receipts that waited for them."""
+    with OcrPool(app, **pool_options) as pool:
+        report = run_ocr_jobs(app, pool)
+    release_held_receipts(app)
+    return report

@@ -51,6 +51,7 @@ def local_config(workdir: Path, database_url: str, **extra: dict[str, Any]) -> P
         "smtp": {"kind": "file", "path": str(workdir / "out")},
         # the tests' mailboxes hold a season of mail at the first poll: reply to it
         "campaign": {"reply_to_old_mail": True},
+        "ocr": {"enabled": False},  # OCR (seconds a page) only where a test asks for it
     }
     for section, values in extra.items():
         sections.setdefault(section, {}).update(values)
@@ -90,6 +91,7 @@ def service_config(
         },
         "schedule": {"poll_every": "1s", "deliver_every": "1s"},
         "campaign": {"reply_to_old_mail": True},
+        "ocr": {"enabled": False},  # OCR (seconds a page) only where a test asks for it
     }
     for section, values in extra.items():
         sections.setdefault(section, {}).update(values)
