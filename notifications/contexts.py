@@ -65,6 +65,7 @@ SUBMISSION_STATUS_LABELS: dict[str, str] = {
     "awaiting_recommendation": "待推荐表",
     "awaiting_pdf": "待盖章PDF",
     "awaiting_word": "待Word推荐表",
+    "withdrawn": "已撤回",
 }
 RESULT_LABELS: dict[str, str] = {"selected": "入选", "not_selected": "未入选"}
 

@@ -220,7 +220,8 @@ class RejectedRow:
     """A row an importer could not accept, with its 1-based sheet row number."""
 
     row_number: int
-    reason: str
+    reason: str  # English, for logs and the command line
+    problem: Problem | None = None  # what staff read (Chinese), from the catalogue
 
 
 @dataclass
@@ -234,17 +235,28 @@ class SubmissionExport:
 
 @dataclass(frozen=True)
 class Decision:
-    """A staff decision on one submission."""
+    """A staff decision on one submission, as its row says.
+
+    A blank cell changes nothing (None); a cell saying 清空 clears what is stored (`CLEARED`).
+    `result` is None only when the row clears the result. `note` is for the applicant (it
+    reaches the result mail); `remark` is staff's own and never leaves the register.
+    """
 
     row_number: int
     ref: str
-    result: Result
+    result: Result | None
     note: str | None = None
+    remark: str | None = None
+
+
+CLEARED = ""
+"""A `Decision` note or remark that clears the stored one (the cell said 清空)."""
 
 
 @dataclass
 class DecisionFile:
-    """A results file read."""
+    """A results file read; `blank_rows` are rows whose 结果 is blank (no decision yet)."""
 
     decisions: list[Decision]
     rejected: list[RejectedRow]
+    blank_rows: list[int] = field(default_factory=list)

@@ -604,6 +604,7 @@ class _Table:
     headers: list[_Header]
     borders: list[float]  # len(headers) - 1 x positions between neighbouring columns
     top: float  # where the rows start (the header's bottom)
+    number_edge: float | None = None  # right edge of the row numbers, when no 序号 header
 
     def column_index(self, x: float) -> int:
         return sum(1 for border in self.borders if x >= border)
@@ -614,6 +615,8 @@ class _Table:
         for header in self.headers:
             if header.column == "row":
                 return header.x1
+        if self.number_edge is not None:
+            return self.number_edge
         title = next(header for header in self.headers if header.column == "title")
         return title.x0 - 2 * (title.y1 - title.y0)
 
@@ -621,8 +624,14 @@ class _Table:
         """The right border of the 序号 column (or of whatever lies left of the titles)."""
         for index, header in enumerate(self.headers):
             if header.column == "title":
-                return self.borders[index - 1] if index > 0 else self.headers[index].x0
+                if index > 0:
+                    return self.borders[index - 1]
+                return self.number_edge if self.number_edge is not None else header.x0
         return self.borders[0] if self.borders else float("-inf")
+
+
+def _header_height(header: _Header) -> float:
+    return header.y1 - header.y0
 
 
 def _split_by_words(box: _Box) -> list[_Box]:
@@ -872,6 +881,11 @@ def _read_table(boxes: list[_Box], carried: _Table | None) -> _TableReading | No
     else:
         return None
     below = [box for index, box in enumerate(boxes) if index not in used and box.cy > top]
+    if fresh and not any(header.column == "row" for header in table.headers):
+        title = next(header for header in table.headers if header.column == "title")
+        numbers = [box for box in below if box.cx < title.x0 and _row_number(box.text) is not None]
+        if numbers:  # no 序号 header: the row numbers themselves show where titles begin
+            table.number_edge = max(box.x1 for box in numbers) + 0.2 * _header_height(title)
     widest = max(header.x1 for header in table.headers) - min(header.x0 for header in table.headers)
     end = _table_end(below, top, table.row_label_right(), widest)
     below = _split_leading_numbers([box for box in below if box.cy < end], table.row_column_right())
@@ -945,12 +959,16 @@ def _numbers_at_row_tops(
     anchors: Sequence[_Box], content: Sequence[_Box], titles: Sequence[_Box], line_height: float
 ) -> bool:
     """Whether the row numbers are written at the top of their rows: nothing of the first
-    row stands a line above its number, and every number has a title line level with it."""
+    row stands a line above its number, and every number with text around it has a title
+    line level with it."""
     first = anchors[0]
     if any(box.cy < first.cy - 0.6 * line_height for box in content):
         return False
+    # numbered blank rows after the last case have no title to be level with
+    last_text = max((box.y1 for box in content), default=first.y1)
+    written = [anchor for anchor in anchors if anchor.cy <= last_text + 0.5 * line_height]
     return all(
-        any(abs(box.cy - anchor.cy) <= 0.35 * line_height for box in titles) for anchor in anchors
+        any(abs(box.cy - anchor.cy) <= 0.35 * line_height for box in titles) for anchor in written
     )
 
 
@@ -1031,7 +1049,9 @@ def _find_unit(lines: Sequence[list[_Box]], excluded: set[int]) -> str | None:
             match = _UNIT_LABEL.match(box.text)
             if match is None:
                 continue
-            is_seal_line = match.group("marker") is not None
+            is_seal_line = match.group("marker") is not None or any(
+                word in match.group("label") for word in SEAL_WORDS
+            )
             value = _clean_unit(match.group("rest"))
             value_boxes = [box]
             if value is None:

@@ -541,6 +541,66 @@ CATALOGUE: dict[str, ProblemSpec] = {
         staff="名单第{row}行的“{value}”既不是“是”也不是“否”。请核对导出文件。",
         log="row {row}: {value!r} is neither 是 nor 否",
     ),
+    "import_row_no_ref": _spec(
+        "warning",
+        "staff",
+        "row",
+        staff="第{row}行没有填写申报编号，未导入。请在表格中补上编号后重新导入。",
+        log="row {row}: no 申报编号",
+    ),
+    "import_row_duplicate_ref": _spec(
+        "warning",
+        "staff",
+        "row ref first",
+        staff="第{row}行的申报编号{ref}与第{first}行重复，只导入第{first}行。请删去重复的一行。",
+        log="row {row}: duplicate 申报编号 {ref} (first on row {first})",
+    ),
+    "import_row_missing": _spec(
+        "warning",
+        "staff",
+        "row ref column",
+        staff="第{row}行（{ref}）没有填写{column}，未导入。请补填后重新导入。",
+        log="row {row} ({ref}): no {column}",
+    ),
+    "import_row_unknown_route": _spec(
+        "warning",
+        "staff",
+        "row ref value",
+        staff="第{row}行（{ref}）的申报方式“{value}”无法识别，未导入。请改为“推荐申报”或“自愿申报”后重新导入。",
+        log="row {row} ({ref}): unknown 申报方式 {value!r}",
+    ),
+    "import_row_unknown_ref": _spec(
+        "warning",
+        "staff",
+        "row ref",
+        staff="第{row}行的申报编号{ref}不在在线申报名单中，未导入。请核对编号，或先导入最新的在线申报名单。",
+        log="row {row}: no submission {ref}",
+    ),
+    # --- results sheets ---------------------------------------------------------------
+    "result_unknown": _spec(
+        "warning",
+        "staff",
+        "row ref value",
+        staff="第{row}行（{ref}）的结果“{value}”无法识别，未导入。请填写“入选”或“未入选”；"
+        "尚未评定的请留空。",
+        log="row {row} ({ref}): unknown 结果 {value!r} (expected 入选 or 未入选)",
+    ),
+    "result_change_not_sent": _spec(
+        "info",
+        "staff",
+        "ref old new",
+        staff="{ref}的结果由“{old}”改为“{new}”，申报单位此前已收到原结果通知；本次只记录，不发更正邮件。"
+        "如需通知，请勾选“发送更正通知”后重新导入。",
+        log="{ref}: decision changed from {old} to {new}; "
+        "no correction sent (use --resend-changed)",
+    ),
+    "result_no_email": _spec(
+        "info",
+        "staff",
+        "ref",
+        staff="{ref}在线申报时没有填写电子邮箱，无法发送结果通知。请另行告知申报单位。",
+        log="{ref}: no e-mail address; no result mail",
+    ),
     # --- the service itself -----------------------------------------------------------
     "internal_error": _spec(
         "error",

@@ -107,29 +107,42 @@ def read_submissions(
     export = SubmissionExport(records=[], rejected=[], problems=list(table.problems))
     first_row_of_ref: dict[str, int] = {}
     for record in table.records:
-        reason = _rejection(record, first_row_of_ref)
-        if reason is not None:
-            export.rejected.append(RejectedRow(record.row_number, reason))
+        rejection = _rejection(record, first_row_of_ref)
+        if rejection is not None:
+            export.rejected.append(rejection)
             continue
         first_row_of_ref[record.text("ref")] = record.row_number
         export.records.append(_submission(record, zone, export.problems))
     return export
 
 
-def _rejection(record: TableRecord, first_row_of_ref: Mapping[str, int]) -> str | None:
-    """Why a row cannot be accepted, or None when it can."""
-    ref = record.text("ref")
+def _rejection(record: TableRecord, first_row_of_ref: Mapping[str, int]) -> RejectedRow | None:
+    """Why a row cannot be accepted (English for logs, a problem for staff), or None."""
+    ref, row = record.text("ref"), record.row_number
     if not ref:
-        return "no 申报编号"
+        return RejectedRow(row, "no 申报编号", Problem("import_row_no_ref", {"row": row}))
     if ref in first_row_of_ref:
-        return f"duplicate 申报编号 {ref} (first on row {first_row_of_ref[ref]})"
-    if not record.text("title"):
-        return f"{ref}: no 案例名称"
-    if not record.text("applicant"):
-        return f"{ref}: no 申报单位"
+        first = first_row_of_ref[ref]
+        return RejectedRow(
+            row,
+            f"duplicate 申报编号 {ref} (first on row {first})",
+            Problem("import_row_duplicate_ref", {"row": row, "ref": ref, "first": first}),
+        )
+    for name in ("title", "applicant"):
+        if not record.text(name):
+            label = SUBMISSION_HEADERS[name][0]
+            return RejectedRow(
+                row,
+                f"{ref}: no {label}",
+                Problem("import_row_missing", {"row": row, "ref": ref, "column": label}),
+            )
     route = record.text("route")
     if _SPACES.sub("", route) not in ROUTES:
-        return f"{ref}: unknown 申报方式 {route!r} (expected 推荐申报 or 自愿申报)"
+        return RejectedRow(
+            row,
+            f"{ref}: unknown 申报方式 {route!r} (expected 推荐申报 or 自愿申报)",
+            Problem("import_row_unknown_route", {"row": row, "ref": ref, "value": route}),
+        )
     return None
 
 

@@ -33,12 +33,14 @@ results_cli = typer.Typer(help="Staff decisions (入选 / 未入选).", no_args_
 pair_cli = typer.Typer(help="Manual decisions that win over automatic ones.", no_args_is_help=True)
 templates_cli = typer.Typer(help="Mail templates.", no_args_is_help=True)
 staff_cli = typer.Typer(help="Staff accounts of the workspace.", no_args_is_help=True)
+imports_cli = typer.Typer(help="Imports made (CLI, watch folder, workspace).", no_args_is_help=True)
 app_cli.add_typer(db_cli, name="db")
 app_cli.add_typer(submissions_cli, name="submissions")
 app_cli.add_typer(results_cli, name="results")
 app_cli.add_typer(pair_cli, name="pair")
 app_cli.add_typer(templates_cli, name="templates")
 app_cli.add_typer(staff_cli, name="staff")
+app_cli.add_typer(imports_cli, name="imports")
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -321,7 +323,12 @@ def _print_refs(what: str, refs: list[str]) -> None:
 
 @results_cli.command("import")
 def results_import(
-    file: Annotated[Path, typer.Argument(help="Decisions (.xlsx / .csv): 申报编号, 结果, 备注.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Decisions (.xlsx / .csv): 申报编号, 结果, 给申报单位的说明, 内部备注."
+        ),
+    ],
     resend_changed: Annotated[
         bool, typer.Option("--resend-changed", help="Send a correction when a decision changed.")
     ] = False,
@@ -341,6 +348,7 @@ def results_import(
             f"{file}: {would}new {len(report.added)}, changed {len(report.changed)}, "
             f"unchanged {len(report.unchanged)}, rejected {len(report.rejected)}; "
             f"{report.queued} result mail(s) {queued}"
+            + (f"; {len(report.blank_rows)} row(s) with no 结果 yet" if report.blank_rows else "")
             + (" (dry run: nothing changed)" if dry_run else ""),
             highlight=False,
         )
@@ -349,6 +357,45 @@ def results_import(
             _print_refs("changed", report.changed)
         for line in [*report.rejected, *report.warnings]:
             out.print(f"  {line}", highlight=False, markup=False)
+
+    run(body)
+
+
+@imports_cli.command("list")
+def imports_list() -> None:
+    """Every import, newest first: id, state, kind, who, file and counts."""
+
+    def body() -> None:
+        from service.import_runs import import_history
+
+        for item in import_history(build_app()):
+            out.print(
+                f"{item.id}  {item.status}  {item.kind}  {item.by}  {item.filename}  "
+                f"added {item.added}, changed {item.changed}, withdrawn {item.withdrawn}, "
+                f"rejected {item.rejected}, mail {item.queued}",
+                highlight=False,
+                markup=False,
+            )
+
+    run(body)
+
+
+@imports_cli.command("undo")
+def imports_undo(
+    import_id: Annotated[int, typer.Argument(help="The import's id (intake imports list).")],
+    by: Annotated[str, typer.Option("--by", help="Who undoes it, for the record.")] = "命令行",
+) -> None:
+    """Undo an applied import: every row it touched as before, its unsent mail withdrawn."""
+
+    def body() -> None:
+        from service.import_runs import undo_import
+
+        undo_import(build_app(), import_id, by=by)
+        out.print(
+            f"import {import_id} undone: rows restored, its unsent mail withdrawn "
+            "(mail already sent stays sent)",
+            highlight=False,
+        )
 
     run(body)
 

@@ -37,6 +37,7 @@ from service.models import (
 from service.outbox import queue_reminder
 from service.reconcile import reconcile
 from service.register import build_register
+from service.seals import SEAL_OF_ACTION, set_seal, staff_seals
 from service.todo import ACTION_LABELS, TodoItem, todo_items, todo_json, unit_of_target
 
 GONE = "这一项已经有人处理过了，或已不在待处理中。请刷新页面查看最新情况。"
@@ -303,9 +304,44 @@ def place(app: App, session: Session, item: TodoItem, params: dict[str, Any]) ->
 
 def closing(app: App, session: Session, item: TodoItem, params: dict[str, Any]) -> Outcome:
     """The decisions that only record staff's word and take the item off the queue:
-    not a form, late mail accepted or rejected, handled, replied, the seal seen, a failed
-    mail dropped."""
+    not a form, handled, replied, a failed mail dropped."""
     return Outcome(before={"open": True}, after={"open": False})
+
+
+def seal_present(app: App, session: Session, item: TodoItem, params: dict[str, Any]) -> Outcome:
+    """`seal_unconfirmed` → `seal_present`: staff saw the seal on the PDF."""
+    return _confirm_seal(session, item, "present")
+
+
+def seal_absent(app: App, session: Session, item: TodoItem, params: dict[str, Any]) -> Outcome:
+    """`seal_unconfirmed` → `seal_absent`: staff saw the PDF carries no seal."""
+    return _confirm_seal(session, item, "absent")
+
+
+def _confirm_seal(session: Session, item: TodoItem, seal: str) -> Outcome:
+    """Staff's word becomes the PDF's seal: every copy of the file, and again after
+    `intake reprocess` (service.seals)."""
+    recommendation = session.get(Recommendation, item.details["recommendation_id"])
+    pdf = (
+        session.get(Attachment, recommendation.pdf_attachment_id)
+        if recommendation is not None and recommendation.pdf_attachment_id
+        else None
+    )
+    if pdf is None:
+        raise ItemGoneError(GONE)
+    before = {"open": True, "pdf_sha256": pdf.sha256, "seal": pdf.seal}
+    set_seal(session, pdf.sha256, seal)
+    return Outcome(before=before, after={"open": False, "pdf_sha256": pdf.sha256, "seal": seal})
+
+
+def judge_late(app: App, session: Session, item: TodoItem, params: dict[str, Any]) -> Outcome:
+    """`late` → `accept` / `reject`: staff's word on mail that came after the deadline,
+    shown with the message in the register and the workspace; no mail goes."""
+    message_id = item.details["message_id"]
+    return Outcome(
+        before={"open": True, "message_id": message_id},
+        after={"open": False, "message_id": message_id},
+    )
 
 
 def reprocess(app: App, session: Session, item: TodoItem, params: dict[str, Any]) -> Outcome:
@@ -361,13 +397,13 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("ambiguous_row", "none"): no_submission,
     ("unplaced_pdf", "place"): place,
     ("unplaced_pdf", "not_a_form"): closing,
-    ("late", "accept"): closing,
-    ("late", "reject"): closing,
+    ("late", "accept"): judge_late,
+    ("late", "reject"): judge_late,
     ("needs_attention", "reprocess"): reprocess,
     ("needs_attention", "handled"): closing,
     ("needs_reply", "replied"): closing,
-    ("seal_unconfirmed", "seal_present"): closing,
-    ("seal_unconfirmed", "seal_absent"): closing,
+    ("seal_unconfirmed", "seal_present"): seal_present,
+    ("seal_unconfirmed", "seal_absent"): seal_absent,
     ("failed_mail", "retry"): retry,
     ("failed_mail", "drop"): closing,
     ("missing_word", "remind"): remind,
@@ -431,11 +467,22 @@ def _undo_retry(app: App, session: Session, row: Decision) -> None:
     session.add(mail)
 
 
+def _undo_seal(app: App, session: Session, row: Decision) -> None:
+    sha = str(row.after.get("pdf_sha256") or "")
+    if not sha:
+        return
+    other = staff_seals(session, besides=row.id).get(sha)
+    seal = SEAL_OF_ACTION[other.action] if other is not None else row.before.get("seal")
+    set_seal(session, sha, str(seal or "unknown"))
+
+
 UNDO: dict[str, Callable[[App, Session, Decision], None]] = {
     "choose": _undo_row,
     "none": _undo_row,
     "place": _undo_place,
     "retry": _undo_retry,
+    "seal_present": _undo_seal,
+    "seal_absent": _undo_seal,
 }
 
 

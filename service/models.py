@@ -210,7 +210,8 @@ class Submission(SQLModel, table=True):
     smart_enterprise: bool | None = None
     withdrawn: bool = False
     result: str | None = Field(default=None, max_length=20)
-    result_note: str | None = Field(default=None, sa_type=sa.Text)
+    result_note: str | None = Field(default=None, sa_type=sa.Text)  # to the applicant, mailed
+    result_remark: str | None = Field(default=None, sa_type=sa.Text)  # staff's own, never mailed
     imported_at: datetime = Field(sa_column=utc_column(nullable=False))
 
 
@@ -270,7 +271,9 @@ class Suppression(SQLModel, table=True):
 
 
 class ImportRun(SQLModel, table=True):
-    """One import of an online-system export or a results file, for the digest and status."""
+    """One import of an online-system export or a results file: previewed in the workspace
+    (nothing changed yet), applied (with every touched row's state before and after, so it
+    can be undone exactly), or undone. The file itself is in the archive under `sha256`."""
 
     __tablename__ = "import_run"
     id: int | None = Field(default=None, primary_key=True)
@@ -283,6 +286,24 @@ class ImportRun(SQLModel, table=True):
     rejected: int = 0
     withdrawn: int = 0
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    # previewed | applied | undone | discarded | stale (the data changed after the preview)
+    status: str = Field(
+        default="applied", max_length=20, sa_column_kwargs={"server_default": "applied"}
+    )
+    by: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    options: dict[str, Any] = Field(  # complete, resend_changed: as asked at the preview
+        default_factory=dict, sa_type=sa.JSON, sa_column_kwargs={"server_default": "{}"}
+    )
+    fingerprint: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    # {"before": {ref: fields | None}, "after": {ref: fields}, "outbox": [ids queued]}
+    changes: dict[str, Any] = Field(
+        default_factory=dict, sa_type=sa.JSON, sa_column_kwargs={"server_default": "{}"}
+    )
+    blank: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # no 结果 yet
+    queued: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # mail queued
+    applied_at: datetime | None = Field(default=None, sa_column=utc_column())
+    undone_at: datetime | None = Field(default=None, sa_column=utc_column())
+    undone_by: str | None = Field(default=None, max_length=200)
 
 
 class OcrJob(SQLModel, table=True):

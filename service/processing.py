@@ -32,6 +32,7 @@ from service.outbox import queue_unit_receipt, suppress_bounced
 from service.pairing import FormInput, PdfInput, place_forms
 from service.reconcile import reconcile
 from service.scans import merge_reading, record_pdf_form
+from service.seals import apply_staff_seal
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +273,7 @@ def _record_message(app: App, session: Session, message: Message, parsed: Parsed
             pdf = _read_pdf(attachment.data, attachment.filename, row)
             if pdf is not None and pdf.scanned and app.settings.ocr.enabled:
                 pdf = _read_scan(app, session, pdf, row, awaiting_ocr)
+            apply_staff_seal(session, row)  # staff's word wins over the check and OCR
             session.add(row)
             session.flush()
             if pdf is None:

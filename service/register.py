@@ -23,6 +23,7 @@ from service.models import (
     Attachment,
     CaseRow,
     Decision,
+    ImportRun,
     Message,
     Outbox,
     PollCursor,
@@ -31,6 +32,7 @@ from service.models import (
     Suppression,
 )
 from service.pairing_rules import DocumentFacts, organisation_domain, unit_for_pdf
+from service.seals import staff_seals
 
 MATCHED = ("ref", "name", "manual")
 UNIT_UNREAD = "未读出推荐单位："
@@ -57,7 +59,9 @@ def problem_entries(stored: Sequence[object]) -> list[dict[str, str]]:
 def submission_states(
     session: Session, submissions: Sequence[Submission]
 ) -> dict[str, tuple[str, int | None]]:
-    """For each of `submissions`: its status and the recommendation it is matched on."""
+    """For each of `submissions`: its status and the recommendation it is matched on.
+
+    A withdrawn submission is `withdrawn`, never complete nor waiting for anything."""
     recommendations = {
         row.id: row
         for row in session.exec(select(Recommendation).where(Recommendation.current == sa.true()))
@@ -90,7 +94,9 @@ def submission_states(
     pdf_only = _units_with_pdf_only(session, sorted(waiting_recommenders))
     for submission in submissions:
         found = best.get(submission.ref)
-        if found is not None:
+        if submission.withdrawn:  # never complete, whatever its form says
+            states[submission.ref] = ("withdrawn", found[1] if found else None)
+        elif found is not None:
             states[submission.ref] = (names[found[0]], found[1])
         elif submission.route == "voluntary":
             states[submission.ref] = ("complete", None)
@@ -155,6 +161,14 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
     attachment_by_id = {attachment.id: attachment for attachment in attachments}
     message_by_pk = {message.id: message for message in messages}
 
+    decisions = session.exec(select(Decision).order_by(col(Decision.id))).all()
+    seals_by_staff = staff_seals(session)
+    late_by_staff = {
+        row.after.get("message_id"): row
+        for row in decisions
+        if row.kind == "late" and row.undone_at is None
+    }
+
     def file_ref(attachment_id: int | None, *, seal: bool) -> dict[str, Any] | None:
         attachment = attachment_by_id.get(attachment_id) if attachment_id else None
         if attachment is None:
@@ -168,6 +182,10 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
         if seal:
             result["seal"] = attachment.seal or "unknown"
             result["scanned"] = attachment.scanned
+            confirmed = seals_by_staff.get(attachment.sha256)
+            result["seal_confirmed"] = (
+                {"by": confirmed.by, "at": iso(confirmed.at, settings)} if confirmed else None
+            )
             result["text_source"] = attachment.text_source or (
                 "text" if attachment.pdf_text.strip() else "none"
             )
@@ -208,6 +226,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "needs_reply": bool(message.details.get("needs_reply", False)),
                 "reply_reasons": list(message.details.get("reply_reasons", [])),
                 "status": message.status,
+                "late_decision": late_decision(late_by_staff.get(message.id), settings),
                 "problems": problem_entries(message.problems),
                 "attachments": [
                     {
@@ -295,6 +314,7 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "recommendation_id": states[submission.ref][1],
                 "result": submission.result,
                 "result_note": submission.result_note,
+                "result_remark": submission.result_remark,
                 "withdrawn": submission.withdrawn,
             }
             for submission in submissions
@@ -328,6 +348,8 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 else None,
                 "seal": attachment.seal,
                 "message": attachment.message_pk,
+                "text_source": attachment.text_source,
+                "unit_on_pdf": attachment.pdf_unit,
             }
             for attachment in attachments
             if attachment.kind == "form_pdf" and attachment.id not in placed_pdfs
@@ -350,7 +372,31 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
                 "undone_at": iso(row.undone_at, settings),
                 "undone_by": row.undone_by,
             }
-            for row in session.exec(select(Decision).order_by(col(Decision.id))).all()
+            for row in decisions
+        ],
+        "imports": [
+            {
+                "id": run.id,
+                "at": iso(run.applied_at or run.created_at, settings),
+                "by": run.by,
+                "kind": run.kind,
+                "filename": run.filename,
+                "sha256": run.sha256,
+                "added": run.added,
+                "changed": run.changed,
+                "unchanged": run.unchanged,
+                "withdrawn": run.withdrawn,
+                "rejected": run.rejected,
+                "blank": run.blank,
+                "queued": run.queued,
+                "undone_at": iso(run.undone_at, settings),
+                "undone_by": run.undone_by,
+            }
+            for run in session.exec(
+                select(ImportRun)
+                .where(col(ImportRun.status).in_(["applied", "undone"]))
+                .order_by(col(ImportRun.id))
+            ).all()
         ],
         "mailboxes": [
             {
@@ -367,6 +413,13 @@ def build_register(session: Session, settings: Settings) -> dict[str, Any]:
             )
         ],
     }
+
+
+def late_decision(row: Decision | None, settings: Settings) -> dict[str, Any] | None:
+    """Staff's word on a late message (`accept` / `reject`), by whom and when; None before."""
+    if row is None:
+        return None
+    return {"action": row.action, "by": row.by, "at": iso(row.at, settings)}
 
 
 def outages(messages: Sequence[Message], settings: Settings) -> list[dict[str, Any]]:

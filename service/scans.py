@@ -27,6 +27,7 @@ from service.bootstrap import App
 from service.models import Attachment, Message, Recommendation
 from service.pairing import PdfInput, place_forms
 from service.reconcile import reconcile
+from service.seals import apply_staff_seal
 
 __all__ = [
     "PDF_TEXT_KEPT",
@@ -105,13 +106,12 @@ def apply_reading(
     if message is None:
         return set()
     merged = merge_reading(_pdf_form_of(app, attachment), reading)
-    known = {(item.get("code"), str(item.get("params"))) for item in attachment.problems}
-    new_problems = [
-        problem.with_params(file=attachment.filename).as_json()
-        for problem in merged.problems
-        if (problem.code, str(problem.with_params(file=attachment.filename).params)) not in known
+    of_file = [
+        problem.with_params(file=attachment.filename).as_json() for problem in merged.problems
     ]
+    new_problems = [item for item in of_file if item not in attachment.problems]
     record_pdf_form(attachment, merged)
+    apply_staff_seal(session, attachment)  # staff's word wins over what OCR judged
     remember_scan_rows(attachment.sha256, merged.cases if attachment.text_source == "ocr" else [])
     attachment.problems = [*attachment.problems, *new_problems]
     session.add(attachment)

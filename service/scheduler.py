@@ -67,6 +67,10 @@ job is still busy (expected: a long first poll, an IDLE-triggered poll); our own
 what each job did."""
 
 
+WATCH_FOLDER = "监视文件夹"
+"""Who the watch folder's imports are recorded as."""
+
+
 @dataclass(frozen=True)
 class WatchedFile:
     """One file the watch folder imported (or could not read)."""
@@ -92,7 +96,12 @@ def import_watch_folder(
     unreadable = set() if unreadable is None else unreadable
     with Session(app.engine) as session:
         imported = set(
-            session.exec(select(ImportRun.sha256).where(ImportRun.kind == "submissions")).all()
+            session.exec(
+                select(ImportRun.sha256).where(
+                    ImportRun.kind == "submissions",
+                    col(ImportRun.status).in_(["applied", "undone"]),  # not a mere preview
+                )
+            ).all()
         )
     candidates = []
     for path in folder.iterdir():
@@ -111,7 +120,7 @@ def import_watch_folder(
         if digest in imported or digest in unreadable:
             continue
         try:
-            report = import_submissions(app, path)
+            report = import_submissions(app, path, by=WATCH_FOLDER)
         except IntakeError as error:
             unreadable.add(digest)
             results.append(WatchedFile(path=path, sha256=digest, report=None, error=str(error)))

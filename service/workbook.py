@@ -31,6 +31,7 @@ from notifications.contexts import (
     SUBMISSION_STATUS_LABELS,
     delivery_failure_words,
 )
+from service.seals import STAFF_SEAL_LABELS
 from service.todo import candidate_label, todo_items, todo_url
 
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -48,6 +49,16 @@ class Column:
     title: str
     read: Callable[[dict[str, Any]], Any]
     time: bool = False
+
+
+def seal_text(pdf: dict[str, Any] | None) -> str:
+    """A recommendation's seal in words: staff's confirmation (and who) when there is one."""
+    if pdf is None:
+        return ""
+    confirmed = pdf.get("seal_confirmed")
+    if confirmed and pdf.get("seal") in STAFF_SEAL_LABELS:
+        return f"{STAFF_SEAL_LABELS[pdf['seal']]}（{confirmed['by']}确认）"
+    return _cn(SEAL_LABELS)(pdf.get("seal"))
 
 
 def _cn(table: dict[str, str]) -> Callable[[Any], str]:
@@ -157,7 +168,8 @@ def _print_setup(sheet: Any, campaign: str, title: str) -> None:
 
 
 def _submission_note(row: dict[str, Any]) -> str:
-    """备注: the staff's note on the decision, and what is odd about the record."""
+    """备注: the note to the applicant on the decision, and what is odd about the record
+    (staff's internal remark has its own column, 内部备注)."""
     notes = []
     if row.get("result_note"):
         notes.append(str(row["result_note"]))
@@ -192,7 +204,7 @@ def register_workbook(register: dict[str, Any], *, base_url: str | None = None) 
             Column("电子邮箱", lambda r: r["contact"]["email"]),
             Column("Word推荐表", lambda r: (r["word"] or {}).get("filename")),
             Column("盖章PDF", lambda r: (r["pdf"] or {}).get("filename")),
-            Column("公章检查", lambda r: _cn(SEAL_LABELS)((r["pdf"] or {}).get("seal"))),
+            Column("公章检查", lambda r: seal_text(r["pdf"])),
             Column(
                 "PDF与Word是否一致", lambda r: agreement_words((r["pdf"] or {}).get("agreement"))
             ),
@@ -255,6 +267,7 @@ def register_workbook(register: dict[str, Any], *, base_url: str | None = None) 
             Column("结果", lambda r: _cn(RESULT_LABELS)(r["result"])),
             Column("已撤回", lambda r: r["withdrawn"]),
             Column("备注", _submission_note),
+            Column("内部备注", lambda r: r.get("result_remark") or ""),
         ],
         register["submissions"],
     )

@@ -34,13 +34,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from config.errors import IntakeError
 from parsers.mail import parse_message
 from parsers.model import Problem
-from service import accounts, decisions
+from service import accounts, decisions, import_runs
 from service.accounts import Staff
 from service.agreement import stored_reading
 from service.bootstrap import App
+from service.imports import KIND_LABELS as IMPORT_KINDS
+from service.imports import ImportReport
 from service.models import Attachment, CaseRow, Outbox, Recommendation
 from service.models import Message as MailMessage
 from service.ocr_jobs import ocr_counts
+from service.seals import STAFF_SEAL_LABELS, staff_seals
 from service.todo import ACTION_LABELS, KIND_LABELS, todo_items, todo_json
 from service.web import charts, pdfpages, queries, texts
 from service.web.security import (
@@ -63,6 +66,7 @@ NAVIGATION = (
     ("/submissions", "在线申报"),
     ("/messages", "来信"),
     ("/outbox", "发出邮件"),
+    ("/imports", "导入"),
     ("/audit", "操作记录"),
     ("/status", "运行状态"),
 )
@@ -304,6 +308,13 @@ class Workspace:
             done = next(
                 (entry for entry in register["decisions"] if entry["id"] == int(done_id)), None
             )
+        searched_for = request.query_params.get("for", "")
+        search = request.query_params.get("q", "").strip()[:200]
+        found = (
+            queries.submissions_page(register, number=1, search=search).rows
+            if searched_for and search
+            else []
+        )
         return self.render(
             request,
             "todo.html",
@@ -314,6 +325,9 @@ class Workspace:
             done=audit_entry(done, self.zone) if done else None,
             error=error,
             mailtos=self.register.derived("mailtos", reply_links),
+            searched_for=searched_for,
+            search=search,
+            found=found,
         )
 
     async def _decision_form(
@@ -421,6 +435,7 @@ class Workspace:
             found = queries.submissions_by_ref(session, refs)
             word = _attachment(session, recommendation.word_attachment_id)
             pdf = _attachment(session, recommendation.pdf_attachment_id)
+            seal_confirmed = staff_seals(session).get(pdf.sha256) if pdf else None
             arrivals = {
                 name: message.received_at
                 for name, attachment in (("word", word), ("pdf", pdf))
@@ -442,6 +457,8 @@ class Workspace:
             submissions=found,
             word=word,
             pdf=pdf,
+            seal_confirmed=seal_confirmed,
+            staff_seal_labels=STAFF_SEAL_LABELS,
             arrivals=arrivals,
             pages=range(1, pages + 1),
             page_texts=self._page_texts(pdf, reading.page_texts if reading else None),
@@ -547,6 +564,13 @@ class Workspace:
         waiting = [
             item for item in self.todo_list() if item.details.get("message_id") == message_pk
         ]
+        key = message.sha256[:16] or str(message_pk)
+        targets = {f"{kind}:{key}" for kind in ("late", "needs_attention", "needs_reply")}
+        decided = [
+            audit_entry(entry, self.zone)
+            for entry in self.register.get()["decisions"]
+            if entry["target"] in targets
+        ]
         return self.render(
             request,
             "message.html",
@@ -556,6 +580,7 @@ class Workspace:
             body=body,
             problems=[problem_text(item) for item in message.problems],
             waiting=waiting,
+            decided=decided,
         )
 
     def _body_of(self, message: MailMessage) -> str | None:
@@ -630,6 +655,8 @@ class Workspace:
             staff,
             status_code=status_code,
             entries=entries,
+            imports=list(reversed(self.register.get()["imports"])),
+            import_kinds=IMPORT_KINDS,
             undone=undone,
             error=error,
             can_decide=staff.can_decide,
@@ -651,6 +678,155 @@ class Workspace:
                 staff,
             )
         return RedirectResponse(f"/audit?undone={decision_id}", status_code=303)
+
+    # -- imports ----------------------------------------------------------------------------
+
+    def imports(
+        self,
+        request: Request,
+        staff: Staff,
+        *,
+        error: str = "",
+        notice: str = "",
+        status_code: int = 200,
+    ) -> Response:
+        """导入: upload an export or a results sheet to preview it; every import, with undo."""
+        return self.render(
+            request,
+            "imports.html",
+            staff,
+            status_code=status_code,
+            runs=import_runs.import_history(self.app),
+            notice=notice,
+            error=error,
+            kinds=IMPORT_KINDS,
+            states=IMPORT_STATE,
+            can_decide=staff.can_decide,
+            limit_mb=MAX_UPLOAD_BYTES // (1024 * 1024),
+        )
+
+    async def import_upload(self, request: Request) -> Response:
+        """POST 导入 (multipart, capped at MAX_UPLOAD_BYTES): keep the file, show its preview."""
+        staff = await run_in_threadpool(self.staff_of, request)
+        if staff is None:
+            return RedirectResponse("/login?next=/imports", status_code=303)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + 64 * 1024:
+            return await self._import_refused(request, staff, import_runs.TOO_LARGE, 413)
+        body = await _body_up_to(request, MAX_UPLOAD_BYTES + 64 * 1024)
+        if body is None:
+            return await self._import_refused(request, staff, import_runs.TOO_LARGE, 413)
+        try:
+            form = await _replayed(request, body).form(max_files=1, max_fields=10)
+        except HTTPException:
+            return await self._import_refused(request, staff, import_runs.UNREADABLE, 400)
+        try:
+            upload = form.get("file")
+            data = b"" if isinstance(upload, str) or upload is None else await upload.read()
+            filename = "" if isinstance(upload, str) or upload is None else upload.filename or ""
+        finally:
+            await form.close()
+        if not tokens_equal(form.get(CSRF_FIELD), getattr(request.state, "csrf", "")):
+            return self.forbidden(request)
+        if not staff.can_decide:
+            return self.render(
+                request, "error.html", staff, status_code=403, title="无法提交", text=READ_ONLY
+            )
+        if not filename:
+            return await self._import_refused(request, staff, import_runs.NO_FILE, 422)
+        if len(data) > MAX_UPLOAD_BYTES:
+            return await self._import_refused(request, staff, import_runs.TOO_LARGE, 413)
+        kind = str(form.get("kind") or "")
+        options = (
+            {"complete": form.get("complete") == "1"}
+            if kind == "submissions"
+            else {"resend_changed": form.get("resend_changed") == "1"}
+        )
+        try:
+            run_id = await run_in_threadpool(
+                partial(import_runs.preview_import, options=options, by=who(staff)),
+                self.app,
+                kind,
+                data,
+                filename,
+            )
+        except import_runs.ImportRefusedError as refused:
+            return await self._import_refused(request, staff, refused.text, refused.status)
+        return RedirectResponse(f"/imports/{run_id}", status_code=303)
+
+    async def _import_refused(
+        self, request: Request, staff: Staff, text: str, status_code: int
+    ) -> Response:
+        limit = MAX_UPLOAD_BYTES // (1024 * 1024)
+        return await run_in_threadpool(
+            partial(self.imports, error=text.format(limit=limit), status_code=status_code),
+            request,
+            staff,
+        )
+
+    def import_page(
+        self, request: Request, staff: Staff, *, error: str = "", status_code: int = 200
+    ) -> Response:
+        """One import: its preview (while not confirmed, against the data as it is now), or
+        what it did."""
+        try:
+            run, plan = import_runs.current_plan(self.app, int(request.path_params["run_id"]))
+        except import_runs.ImportRefusedError as refused:
+            raise HTTPException(404) from refused
+        preview = import_view(plan, self.app, self.zone) if plan is not None else None
+        return self.render(
+            request,
+            "import_preview.html",
+            staff,
+            status_code=status_code,
+            run=run,
+            plan=plan,
+            preview=preview,
+            kind_label=texts.label(IMPORT_KINDS, run.kind),
+            state_label=texts.label(IMPORT_STATE, run.status),
+            error=error,
+            can_decide=staff.can_decide,
+            confirmed=request.query_params.get("confirmed") == "1",
+        )
+
+    async def import_action(self, request: Request) -> Response:
+        """POST 确认导入 / 放弃 / 撤销 on one import (CSRF checked, staff only)."""
+        run_id = int(request.path_params["run_id"])
+        checked = await self._decision_form(request, back=f"/imports/{run_id}")
+        if isinstance(checked, Response):
+            return checked
+        form, staff = checked
+        action = request.path_params["action"]
+        if action not in ("confirm", "discard", "undo"):
+            raise HTTPException(404)
+        try:
+            if action == "confirm":
+                await run_in_threadpool(
+                    partial(
+                        import_runs.confirm_import,
+                        fingerprint=str(form.get("fingerprint") or ""),
+                        withdrawals_checked=form.get("withdrawals_checked") == "1",
+                        by=who(staff),
+                    ),
+                    self.app,
+                    run_id,
+                )
+                return RedirectResponse(f"/imports/{run_id}?confirmed=1", status_code=303)
+            if action == "discard":
+                await run_in_threadpool(
+                    partial(import_runs.discard_import, by=who(staff)), self.app, run_id
+                )
+                return RedirectResponse("/imports", status_code=303)
+            said = await run_in_threadpool(
+                partial(import_runs.undo_import, by=who(staff)), self.app, run_id
+            )
+        except import_runs.ImportRefusedError as refused:
+            return await run_in_threadpool(
+                partial(self.import_page, error=refused.text, status_code=refused.status),
+                request,
+                staff,
+            )
+        return await run_in_threadpool(partial(self.imports, notice=said), request, staff)
 
     def status(self, request: Request, staff: Staff) -> Response:
         """运行状态: last poll per mailbox, mailbox errors, outbox counts, recent imports."""
@@ -741,9 +917,89 @@ def overview_facts(register: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+"""The largest file the 导入 page takes (an export of thousands of rows is well under 1 MB)."""
+IMPORT_STATE = {
+    "previewed": "预览中，尚未导入",
+    "applying": "正在导入",
+    "applied": "已导入",
+    "undone": "已撤销",
+    "discarded": "已放弃",
+}
+
 NOT_FOUND = "您要找的内容不存在，可能已被更新。请从上方导航重新进入。"
 READ_ONLY = "只读账号只能查看，不能做决定。"
 NOT_JSON = "请求格式不正确：请以JSON格式提交，并写明要做的操作。"
+
+
+async def _body_up_to(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is longer than `limit` (never all read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _replayed(request: Request, body: bytes) -> Request:
+    """The same request with its body already read (so that its form can be parsed)."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
+
+
+def import_view(plan: ImportReport, app: App, zone: Any) -> dict[str, Any]:
+    """A plan as the preview page shows it: rows with their changed fields in Chinese, the
+    rejected rows' reasons, and for results the mail each applicant would get, rendered."""
+
+    def shown(name: str, value: Any) -> str:
+        return texts.import_value(name, value, zone)
+
+    changed = [
+        {
+            "ref": ref,
+            "fields": [
+                {
+                    "label": change.label,
+                    "old": shown(change.name, change.old),
+                    "new": shown(change.name, change.new),
+                }
+                for change in plan.changes_of(ref)
+            ],
+        }
+        for ref in [*plan.changed, *(plan.added if plan.kind == "results" else [])]
+    ]
+    mails = []
+    for mail in plan.mails:
+        rendered = app.renderer.render(mail.context)
+        mails.append(
+            {
+                "ref": mail.ref,
+                "to": mail.to,
+                "cc": mail.cc,
+                "subject": rendered.subject,
+                "text": rendered.text,
+                "html": rendered.html,
+            }
+        )
+    return {
+        "added": [
+            {"ref": ref, "title": (plan.after[ref] or {}).get("title", "")} for ref in plan.added
+        ]
+        if plan.kind == "submissions"
+        else [],
+        "changed": changed,
+        "withdrawn": plan.withdrawn,
+        "rejected": [problem.staff_text for problem in plan.rejections],
+        "warnings": [problem.staff_text for problem in plan.problems],
+        "mails": mails,
+        "fingerprint": plan.fingerprint(),
+    }
 
 
 def who(staff: Staff) -> str:
@@ -774,9 +1030,26 @@ def reply_links(register: dict[str, Any]) -> dict[str, str]:
         message = by_id.get(item.details.get("message_id"))
         if item.kind != "needs_reply" or message is None or not message["sender"]:
             continue
-        subject = message["subject"] or ""
-        links[item.id] = f"mailto:{message['sender']}?subject={quote('回复：' + subject)}"
+        links[item.id] = mailto(message["sender"], reply_subject(message["subject"]))
     return links
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_REPLY_PREFIX = re.compile(r"(?i)^(re|回复|答复)\s*[:：]")
+
+
+def reply_subject(subject: str | None) -> str:
+    """The subject of a reply: `Re: ` and the original on one line (line breaks and other
+    control characters become spaces, so nothing can be slipped in as another header)."""
+    line = " ".join(_CONTROL.sub(" ", subject or "").split())
+    return line if _REPLY_PREFIX.match(line) else f"Re: {line}".rstrip()
+
+
+def mailto(address: str, subject: str) -> str:
+    """A `mailto:` link (RFC 6068): every character that could end the address or the field
+    is percent-encoded, control characters dropped."""
+    to = quote(_CONTROL.sub("", address).strip(), safe="@")
+    return f"mailto:{to}?subject={quote(_CONTROL.sub(' ', subject), safe='')}"
 
 
 def _attachment(session: Session, attachment_id: int | None) -> Attachment | None:
@@ -837,6 +1110,14 @@ def create_app(app: App) -> Starlette:
         Route("/outbox/{outbox_id:int}", page(workspace.outbox_item)),
         Route("/audit", page(workspace.audit)),
         Route("/audit/{decision_id:int}/undo", workspace.audit_undo, methods=["POST"]),
+        Route("/imports", page(workspace.imports)),
+        Route("/imports", workspace.import_upload, methods=["POST"]),
+        Route("/imports/{run_id:int}", page(workspace.import_page)),
+        Route(
+            "/imports/{run_id:int}/{action:str}",
+            workspace.import_action,
+            methods=["POST"],
+        ),
         Route("/status", page(workspace.status)),
         Route("/login", workspace.login, methods=["GET", "POST"]),
         Route("/logout", workspace.logout, methods=["POST"]),

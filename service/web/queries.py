@@ -104,6 +104,8 @@ def _fingerprint_query() -> sa.Select[Any]:
         scalar(count(), Decision),
         scalar(count(col(Decision.undone_at)), Decision),
         scalar(sa.func.max(ImportRun.id), ImportRun),
+        scalar(count(col(ImportRun.applied_at)), ImportRun),
+        scalar(count(col(ImportRun.undone_at)), ImportRun),
         scalar(count(), Suppression),
         scalar(sa.func.max(PollCursor.last_poll_at), PollCursor),
         scalar(sa.func.max(PollCursor.failing_since), PollCursor),
@@ -374,7 +376,12 @@ def cursors(session: Session) -> list[PollCursor]:
 def recent_imports(session: Session, limit: int = 10) -> list[ImportRun]:
     """The latest imports of online-system exports and results."""
     return list(
-        session.exec(select(ImportRun).order_by(col(ImportRun.id).desc()).limit(limit)).all()
+        session.exec(
+            select(ImportRun)
+            .where(col(ImportRun.status).in_(["applied", "undone"]))
+            .order_by(col(ImportRun.id).desc())
+            .limit(limit)
+        ).all()
     )
 
 

@@ -38,6 +38,7 @@ SUBMISSION_STATUS = {
     "awaiting_recommendation": "等待推荐表",
     "awaiting_pdf": "等待盖章PDF",
     "awaiting_word": "等待Word版推荐表",
+    "withdrawn": "已撤回",
 }
 ROUTE = {"recommended": "推荐申报", "voluntary": "自愿申报"}
 RESULT = {"selected": "入选", "not_selected": "未入选"}
@@ -46,6 +47,7 @@ OUTBOX_KIND = {
     "applicant_receipt": "申报单位回执",
     "result": "结果通知",
     "digest": "每日汇总",
+    "reminder": "催办提醒",
 }
 OUTBOX_STATUS = {
     "pending": "等待发送",
@@ -100,3 +102,18 @@ def mailbox_error(error: str | None) -> str:
     if "folder" in text or "mailbox" in text or "select" in text:
         return "找不到设置的邮箱文件夹，请检查文件夹名称。"
     return "暂时无法读取邮箱，系统会自动重试；持续失败请检查网络和邮箱服务器。"
+
+
+def import_value(name: str, value: object, zone: tzinfo) -> str:
+    """A field's value as an import preview shows it (stored form in, Chinese out)."""
+    if value is None or value == "":
+        return "（空）"
+    if name == "route":
+        return label(ROUTE, value)
+    if name == "result":
+        return label(RESULT, value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if name in ("submitted_at", "imported_at") and isinstance(value, str):
+        return when(datetime.fromisoformat(value), zone)
+    return str(value)

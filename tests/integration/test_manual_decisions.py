@@ -262,3 +262,104 @@ def test_two_staff_choosing_at_once_one_wins_and_nothing_is_applied_twice(app: A
     assert rows(app)[0] == ("manual", register["decisions"][0]["by"])
     receipts = [row for row in register["outbox"] if row["kind"] == "applicant_receipt"]
     assert len(receipts) == 2
+
+
+def seal_item(app: App) -> dict[str, Any] | None:
+    from service.todo import todo_items, todo_json
+
+    found = [
+        todo_json(item) for item in todo_items(register_of(app)) if item.kind == "seal_unconfirmed"
+    ]
+    return found[0] if found else None
+
+
+def receipt_seals(app: App) -> list[str | None]:
+    """The seal each file of the form's message would be reported with in a unit receipt."""
+    from sqlmodel import Session, select
+
+    from service.models import Message, Recommendation
+    from service.outbox import unit_receipt_context
+
+    with Session(app.engine) as session:
+        message = session.exec(select(Message).where(Message.subject == "推荐表")).one()
+        current = session.exec(
+            select(Recommendation).where(Recommendation.current == True)  # noqa: E712
+        ).all()
+        context = unit_receipt_context(app, session, message, list(current))
+        return [item.seal for item in context.attachments if item.kind == "form_pdf"]
+
+
+def send_unsealed_form(app: App, drop: MailDrop) -> None:
+    files = [word("推荐表.docx", FORM), pdf("推荐表（盖章）.pdf", seal=False)]
+    drop.arrive(app, mail("wang@he.chinaunicom.example", "推荐表", files, received=at(12)))
+
+
+def test_a_seal_staff_confirm_wins_survives_reprocessing_and_its_undo_restores_the_check(
+    app: App, drop: MailDrop
+):
+    from service.decisions import decide, undo
+
+    send_unsealed_form(app, drop)
+    item = seal_item(app)
+    assert item is not None and hebei(app)["pdf"]["seal"] == "absent"
+    before = {key: value for key, value in register_of(app).items() if key != "decisions"}
+
+    state = decide(app, item["id"], "seal_present", {}, by="王老师")
+
+    assert state["open"] is False
+    pdf_entry = hebei(app)["pdf"]
+    assert pdf_entry["seal"] == "present"
+    assert pdf_entry["seal_confirmed"]["by"] == "王老师"
+    assert receipt_seals(app) == ["present"]
+    (entry,) = register_of(app)["decisions"]
+    assert (entry["kind"], entry["action"], entry["target"]) == (
+        "seal_unconfirmed",
+        "seal_present",
+        item["id"],
+    )
+
+    undo(app, entry["id"], by="王老师")
+
+    after = register_of(app)
+    assert {key: value for key, value in after.items() if key != "decisions"} == before
+    assert receipt_seals(app) == ["absent"]
+    assert seal_item(app) == item
+
+    decide(app, item["id"], "seal_absent", {}, by="李老师")
+    rebuild_all(app)
+
+    again = hebei(app)["pdf"]
+    assert (again["seal"], again["seal_confirmed"]["by"]) == ("absent", "李老师")
+    assert seal_item(app) is None
+
+
+def test_two_staff_confirming_one_seal_at_once_one_wins(app: App, drop: MailDrop):
+    import threading
+
+    from service.decisions import DecisionRefusedError, decide
+
+    send_unsealed_form(app, drop)
+    item = seal_item(app)
+    assert item is not None
+    start = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def confirm(action: str) -> None:
+        start.wait()
+        try:
+            decide(app, item["id"], action, {}, by=action)
+            outcomes[action] = "decided"
+        except DecisionRefusedError as refused:
+            outcomes[action] = str(refused.status)
+
+    threads = [threading.Thread(target=confirm, args=(a,)) for a in ("seal_present", "seal_absent")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes.values()) == ["409", "decided"]
+    winner = next(action for action, outcome in outcomes.items() if outcome == "decided")
+    (entry,) = register_of(app)["decisions"]
+    assert (entry["action"], entry["by"]) == (winner, winner)
+    assert hebei(app)["pdf"]["seal"] == {"seal_present": "present", "seal_absent": "absent"}[winner]

@@ -28,7 +28,7 @@ from tests.support.offline_ocr import REFUSED_EXIT
 from tests.support.scans import SCAN_FORMS, Scan, sample_scans, scans
 from tests.support.services import missing_service
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT_S = 900
 

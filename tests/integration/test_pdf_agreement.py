@@ -4,6 +4,7 @@ sealed PDF matching its Word form."""
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
@@ -11,13 +12,15 @@ from sqlmodel import Session, col, select
 
 from parsers.mail import parse_message
 from service.bootstrap import App
-from service.decisions import decide
+from service.decisions import decide, undo
 from service.imports import import_submissions
 from service.models import Outbox
 from service.todo import todo_items
 from tests.support.apps import SAMPLES, register_of
 from tests.support.language import assert_reads_chinese
-from tests.support.mailmaker import Case, File, Form, MailDrop, at, mail, word
+from tests.support.mailmaker import Case, File, Form, MailDrop, at, form_docx, mail, word
+from tests.support.scans import print_to_pdf
+from tests.support.services import missing_service
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +147,40 @@ def test_the_agreement_is_checked_again_when_the_word_form_changes(app: App, dro
     assert recommendation["version"] == 2
     assert recommendation["pdf"]["agreement"]["extra"] == [rows[3].title]
     assert recommendation["pdf"]["agreement"]["missing"] == []
+
+
+def test_staff_placing_a_pdf_checks_it_against_that_word_form_and_undo_withdraws_it(
+    app: App, drop: MailDrop
+):
+    rows = [
+        Case("智能电网巡检", "国网某某科技有限公司"),
+        Case("智慧港口平台", "某某港务有限公司"),
+        Case("未申报的案例", "无名公司"),
+    ]
+    drop.arrive(
+        app,
+        mail(
+            "a@jia.example",
+            "甲协会推荐表",
+            [word("甲.docx", Form("甲协会", rows, email="a@jia.example"))],
+            received=at(11),
+        ),
+    )
+    if shutil.which("soffice") is None:
+        missing_service("LibreOffice", "apt-get install libreoffice-writer-nogui")
+    [unnamed] = print_to_pdf([form_docx(Form("", rows[:2]))])  # a text PDF naming no unit
+    drop.arrive(app, mail("x@qq.example", "盖章件", [File("盖章件.pdf", unnamed)], received=at(12)))
+    [waiting] = [item for item in todo_items(register_of(app)) if item.kind == "unplaced_pdf"]
+    jia = current(register_of(app))
+
+    state = decide(app, waiting.id, "place", {"recommendation_id": jia["id"]}, by="王老师")
+
+    agreement = current(register_of(app))["pdf"]["agreement"]
+    assert (agreement["rows_on_word"], agreement["rows_found"]) == (3, 2)
+    assert agreement["missing"] == [{"row": 3, "title": "未申报的案例", "applicant": "无名公司"}]
+    assert "pdf_mismatch" in [item.kind for item in todo_items(register_of(app))]
+
+    undo(app, state["decisions"][-1]["id"], by="王老师")
+
+    assert current(register_of(app))["pdf"] is None
+    assert "pdf_mismatch" not in [item.kind for item in todo_items(register_of(app))]

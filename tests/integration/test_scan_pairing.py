@@ -16,6 +16,8 @@ import pytest
 from sqlmodel import Session, col, select
 
 from parsers.mail import parse_message
+from parsers.model import CaseRow
+from parsers.ocr import ScanReading
 from service.agreement import title_score
 from service.bootstrap import App
 from service.imports import import_submissions
@@ -319,3 +321,40 @@ def test_a_made_scan_sent_alone_a_day_after_its_word_form_pairs_by_its_unit(
     assert recommendation["complete"] is True
     assert recommendation["pdf"]["agreement"]["missing"] == []
     assert recommendation["pdf"]["agreement"]["extra"] == []
+
+
+def test_a_misread_unit_near_a_known_one_is_not_trusted_and_the_scan_waits_for_staff(
+    scanning: App, drop: MailDrop
+):
+    """A reading as OCR gives it on a poor scan: two characters of the unit misread."""
+    drop.arrive(scanning, (SAMPLES / "mailbox" / "003.eml").read_bytes())
+    scan = attachments_of("004.eml")["form_pdf"]
+    truth = real_reading(scan.data)
+    misread = ScanReading(
+        engine=truth.engine,
+        pages=truth.pages,
+        page_texts=[text.replace(SHANGHAI, "上海币通信行亚协会") for text in truth.page_texts],
+        unit="上海币通信行亚协会",
+        cases=[CaseRow(case.row, case.title, case.applicant) for case in truth.cases],
+    )
+    with Session(scanning.engine) as session:
+        session.add(
+            OcrJob(
+                sha256=sha(scan),
+                status="done",
+                reading=misread.as_json(),
+                created_at=scanning.clock(),
+            )
+        )
+        session.commit()
+
+    unnamed = File("scan.pdf", scan.data, scan.content_type)  # its name names no unit
+    drop.arrive(scanning, mail("x@qq.example", "盖章件", [unnamed], received=at(20)))
+
+    register = register_of(scanning)
+    assert [row["unit"] for row in register["recommendations"]] == [SHANGHAI]
+    [waiting] = register["unplaced_pdfs"]
+    assert (waiting["text_source"], waiting["unit_on_pdf"]) == ("ocr", None)
+    [message] = [row for row in register["messages"] if row["sender"] == "x@qq.example"]
+    assert "scan_unit_untrusted" in [problem["code"] for problem in message["problems"]]
+    assert "unplaced_pdf" in [item.kind for item in todo_items(register)]

@@ -6,11 +6,9 @@ The campaign here is this module's own (decisions change it); tests run in order
 
 from __future__ import annotations
 
-import html
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,16 +19,17 @@ from sqlmodel import Session, col, select
 from service.manual import record_manual_decision
 from service.models import Decision, ManualDecision, Outbox
 from tests.support.apps import MovableClock, register_of
+from tests.support.deciding import (
+    notice_of,
+    open_items,
+    post,
+    signed_in,
+    signed_in_tab,
+    without_decisions,
+)
 from tests.support.language import assert_reads_chinese
 from tests.support.services import free_port
-from tests.support.workspace import (
-    PASSWORD,
-    USERNAME,
-    VIEWER,
-    Workspace,
-    build_campaign,
-    csrf_of,
-)
+from tests.support.workspace import VIEWER, Workspace, build_campaign, csrf_of
 
 pytestmark = pytest.mark.integration
 
@@ -46,33 +45,6 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     with WorkspaceServer(app) as server:
         yield Workspace(url=server.url.rstrip("/"), app=app, clock=clock)
     app.engine.dispose()
-
-
-@contextmanager
-def signed_in(desk: Workspace, username: str = USERNAME) -> Iterator[httpx.Client]:
-    desk.clock.now += timedelta(minutes=1)
-    with desk.client() as client:
-        assert desk.sign_in(client, username, PASSWORD).status_code == 303
-        yield client
-
-
-def open_items(client: httpx.Client, kind: str | None = None) -> list[dict[str, Any]]:
-    items = client.get("/api/todo").json()["items"]
-    return [item for item in items if kind is None or item["kind"] == kind]
-
-
-def without_decisions(register: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in register.items() if key != "decisions"}
-
-
-def notice_of(page: str) -> str:
-    found = re.search(r'<p class="(?:notice|error)"[^>]*>(.*?)</p>', page, re.S)
-    assert found, "the page shows no confirmation or error"
-    return html.unescape(re.sub(r"<[^>]+>", "", found.group(1)))
-
-
-def post(client: httpx.Client, item_id: str, **body: Any) -> httpx.Response:
-    return client.post(f"/api/todo/{item_id}", json=body)
 
 
 def test_every_item_offers_its_actions_in_chinese(desk: Workspace):
@@ -265,18 +237,6 @@ def test_the_todo_page_decides_with_a_form_and_says_so(desk: Workspace):
     assert [(entry["action"], entry["target"]) for entry in register["decisions"][-1:]] == [
         ("accept", late["id"])
     ]
-
-
-def signed_in_tab(browser: Any, desk: Workspace) -> tuple[Any, Any]:
-    desk.clock.now += timedelta(minutes=1)
-    context = browser.new_context(base_url=desk.url)
-    tab = context.new_page()
-    tab.goto("/login")
-    tab.fill("input[name=username]", USERNAME)
-    tab.fill("input[name=password]", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_url(f"{desk.url}/")
-    return context, tab
 
 
 def test_in_the_browser_one_click_resolves_an_ambiguous_row_and_a_second_tab_is_told(

@@ -93,10 +93,13 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def build_campaign(workdir: Path, clock: MovableClock, port: int) -> App:
-    """The sample campaign, delivered, plus a message with a hostile subject and file name."""
+def build_campaign(
+    workdir: Path, clock: MovableClock, port: int, *, db_url: str | None = None
+) -> App:
+    """The sample campaign, delivered, plus a message with a hostile subject and file name
+    (in SQLite under `workdir` unless `db_url` names another database)."""
     app = make_app(
-        f"sqlite:///{workdir / 'intake.db'}",
+        db_url or f"sqlite:///{workdir / 'intake.db'}",
         workdir,
         clock=clock,
         web={"port": port, "session_hours": 8},

@@ -432,3 +432,38 @@ def test_an_encrypted_or_empty_pdf_raises_a_parse_error_that_says_which():
     PdfWriter().write(empty)
     with pytest.raises(ParseError, match="no pages"):
         render_pages(empty.getvalue(), max_pages=3)
+
+
+def test_a_table_without_a_row_number_header_is_read_by_its_numbers():
+    header = [box("案例名称", 470, 700), *HEADER[2:]]  # 序号 not read; the title header centred
+    reading = read_scan([page(*UNIT_BLOCK, *header, *CANONICAL_ROWS, *SIGNATURE)])
+    assert [case.title for case in reading.cases] == TRUE_TITLES
+
+
+def test_seal_text_under_the_seal_line_is_never_taken_for_the_unit():
+    signature = [
+        box("推荐单位（盖章）", 1140, 1500),
+        box("市通信", 1180, 1545),  # a piece of the seal's rim text
+        box("2025年7月20日", 1160, 1590),
+    ]
+    reading = read_scan([page(*HEADER, *CANONICAL_ROWS, *signature)])
+    assert reading.unit is None
+    assert reading.signed_on == date(2025, 7, 20)
+
+
+def test_a_tight_table_with_numbers_at_row_tops_and_numbered_blank_rows_parts_rows_at_numbers():
+    pitch = LINE + 6  # rows as tight as the lines inside them: only the numbers tell rows apart
+    rows = [
+        *row(1, 770, ["第一个案例名称", "折成两行"], ["甲公司"]),
+        *row(2, 770 + 2 * pitch, ["第二个案例名称", "也折成", "三行"], ["乙公司", "分公司"]),
+        *row(3, 770 + 5 * pitch, ["第三个案例"], ["丙公司"]),
+        box("4", 232, 770 + 6 * pitch),
+        box("5", 232, 770 + 7 * pitch),
+    ]
+    reading = read_scan([page(*UNIT_BLOCK, *HEADER, *rows, *SIGNATURE)])
+    assert [case.title for case in reading.cases] == [
+        "第一个案例名称折成两行",
+        "第二个案例名称也折成三行",
+        "第三个案例",
+    ]
+    assert [case.applicant for case in reading.cases] == ["甲公司", "乙公司分公司", "丙公司"]
