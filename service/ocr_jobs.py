@@ -415,6 +415,8 @@ def _run_one(
         worker.start()
     except OcrEngineUnavailableError as exc:
         _unclaim(app, claimed)
+        if stop.is_set():  # the service stopped it while it loaded
+            return False
         logger.error("OCR: %s; scans wait until it is fixed", exc)
         with lock:
             report.unavailable = str(exc)
