@@ -260,7 +260,9 @@ def finish_job(
     """
     now = app.clock()
     with Session(app.engine, expire_on_commit=False) as session:
-        job = session.get(OcrJob, claimed.sha256)
+        # locked till commit: a process that took the job over after this claim ran out
+        # waits, then sees the job settled (PostgreSQL; SQLite has one writer anyway)
+        job = session.get(OcrJob, claimed.sha256, with_for_update=True)
         if job is None or job.status != "running" or job.attempts != claimed.attempt:
             logger.warning(
                 "OCR of %s: the claim was lost (another process took the job); result dropped",
@@ -413,6 +415,8 @@ def _run_one(
         worker.start()
     except OcrEngineUnavailableError as exc:
         _unclaim(app, claimed)
+        if stop.is_set():  # the service stopped it while it loaded
+            return False
         logger.error("OCR: %s; scans wait until it is fixed", exc)
         with lock:
             report.unavailable = str(exc)

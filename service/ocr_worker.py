@@ -81,6 +81,10 @@ NETWORK_EVENTS = frozenset(
 )
 """Audit events the worker refuses: it reads files it is given and nothing else."""
 
+ENGINE_LOAD_LIMIT = 300.0
+"""Seconds a new worker may take to load its engine (about 5 s; far more on a busy machine)
+before it counts as unable to start (at least twice `ocr.page_timeout`)."""
+
 WATCH_EVERY = 0.2
 """Seconds between two looks at the worker (alive? memory? time?) while it works."""
 
@@ -305,7 +309,9 @@ class OcrWorker:
             daemon=True,
         ).start()
         try:
-            event = self._next_event(self.settings.page_timeout.total_seconds() * 2)
+            event = self._next_event(
+                max(self.settings.page_timeout.total_seconds() * 2, ENGINE_LOAD_LIMIT)
+            )
         except OcrAttemptError as exc:
             raise OcrEngineUnavailableError(f"the OCR worker did not start: {exc.detail}") from exc
         if event.get("event") != "ready":

@@ -143,6 +143,7 @@ class Service:
         self._unreadable_imports: set[str] = set()
         self._reported_failures: set[tuple[str, str]] = set()
         self._ocr_wanted = threading.Event()
+        self._ocr_wanted.set()  # at start: scans left queued by the last run, held receipts
         self.ocr_pool = OcrPool(app) if app.settings.ocr.enabled else None
 
     # -- jobs ----------------------------------------------------------------------------

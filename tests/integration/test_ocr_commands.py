@@ -68,6 +68,30 @@ def test_intake_poll_once_ends_with_the_scans_read_and_status_shows_the_queue(
     assert as_json["ocr"] == {"enabled": True, "queued": 0, "running": 0, "done": 1, "failed": 0}
 
 
+def test_intake_reprocess_queues_the_scans_never_read_and_reuses_those_read(
+    sqlite_url: str, tmp_path: Path
+):
+    drop = MailDrop(tmp_path / "mail")
+    first, _ = scan_and_word_mail()
+    drop.drop(first)
+    mailbox = {"kind": "directory", "path": str(drop.path)}
+    engine = {"engine": f"{ENGINES}:form_engine"}
+    before = local_config(tmp_path, sqlite_url, mailbox=mailbox, ocr={"enabled": False, **engine})
+    run_intake(before, "db", "upgrade", cwd=tmp_path, check=True)
+    run_intake(before, "poll", "--once", cwd=tmp_path, check=True)  # OCR off: not read
+    after = local_config(tmp_path, sqlite_url, mailbox=mailbox, ocr={"enabled": True, **engine})
+
+    reprocessed = run_intake(after, "reprocess", "--all", cwd=tmp_path, check=True)
+
+    assert "1 scan(s) never read before are queued for OCR" in reprocessed.stderr
+    polled = run_intake(after, "poll", "--once", cwd=tmp_path, check=True)
+    assert "scans read 1" in polled.stderr
+    again = run_intake(after, "reprocess", "--all", cwd=tmp_path, check=True)
+    assert "queued for OCR" not in again.stderr  # read once, by content: reused
+    status = run_intake(after, "status", "--json", cwd=tmp_path, check=True)
+    assert json.loads(status.stdout)["ocr"]["done"] == 1
+
+
 @pytest.fixture
 def ocr_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The gate of `gated_engine`, closed; worker processes started from here inherit it."""

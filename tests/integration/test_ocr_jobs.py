@@ -25,9 +25,11 @@ from service.ingest import poll
 from service.models import Attachment, Message, OcrJob, Outbox
 from service.ocr_jobs import OcrPool, ocr_counts, release_held_receipts, run_ocr_jobs
 from service.processing import rebuild_all
+from service.scheduler import run_service
 from service.todo import todo_items
 from tests.support.apps import MovableClock, make_app, read_scans, register_of
 from tests.support.database import POSTGRES_ADMIN_URL
+from tests.support.intake_process import wait_until
 from tests.support.mailmaker import Case, Form, MailDrop, at, mail, pdf, word
 from tests.support.ocr_engines import GATE_VARIABLE
 
@@ -414,3 +416,50 @@ def test_a_database_lost_while_storing_a_reading_is_retried_not_charged_to_the_s
     assert (report.done, report.failed) == (1, 0)
     assert job(app).status == "done" and job(app).attempts == 1
     assert len(receipts_for(app, scan_id)) == 1
+
+
+class ServiceThread:
+    """`intake run` (`run_service`) in a thread of this process, stopped as SIGTERM does."""
+
+    def __init__(self, app: App) -> None:
+        self.stop_event = threading.Event()
+        self.result: list[int] = []
+        self.thread = threading.Thread(
+            target=lambda: self.result.append(run_service(app, stop=self.stop_event))
+        )
+        self.thread.start()
+
+    def stop(self) -> list[int]:
+        """Stop it and wait; its exit status, as a one-item list."""
+        self.stop_event.set()
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive()
+        return self.result
+
+
+def job_status(app: App) -> str | None:
+    with Session(app.engine) as session:
+        found = session.exec(select(OcrJob)).first()
+        return found.status if found is not None else None
+
+
+def test_stopping_the_service_mid_page_gives_the_scan_back_untried(
+    db_url: str, tmp_path: Path, drop: MailDrop, monkeypatch: pytest.MonkeyPatch
+):
+    gate = tmp_path / "gate"
+    monkeypatch.setenv(GATE_VARIABLE, str(gate))
+    app = ocr_app(db_url, tmp_path, drop, engine=f"{ENGINES}:gated_engine", max_attempts=1)
+    scan_id = drop.drop(scan_mail())
+
+    first = ServiceThread(app)
+    wait_until(lambda: job_status(app) == "running", timeout=WAIT, what="the scan being read")
+    assert first.stop() == [0]
+
+    assert (job(app).status, job(app).attempts) == ("queued", 0)  # not charged a try
+    assert receipts_for(app, scan_id) == []
+
+    gate.touch()
+    second = ServiceThread(app)
+    wait_until(lambda: len(receipts_for(app, scan_id)) == 1, timeout=WAIT, what="its receipt")
+    assert second.stop() == [0]
+    assert (job(app).status, job(app).attempts) == ("done", 1)
