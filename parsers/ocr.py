@@ -169,7 +169,7 @@ _RAPIDOCR_MODELS: Final = {
 
 def rapidocr_settings(threads: int = -1) -> dict[str, Any]:
     """RapidOCR's parameters: every model by explicit path inside the wheel (nothing is
-    looked up or downloaded), no angle classifier (scans are upright), quiet logs."""
+    looked up or downloaded), no angle classifier (scans are upright), only its errors logged."""
     import rapidocr
 
     models = Path(rapidocr.__file__).resolve().parent / "models"
@@ -180,7 +180,7 @@ def rapidocr_settings(threads: int = -1) -> dict[str, Any]:
     params.update(
         {
             "Global.model_root_dir": str(models),
-            "Global.log_level": "warning",
+            "Global.log_level": "error",  # a blank page is no warning of ours
             "Global.use_cls": False,
             "Global.max_side_len": ENGINE_MAX_SIDE,
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
