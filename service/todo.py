@@ -401,7 +401,7 @@ def _recommendation_items(register: dict[str, Any]) -> list[TodoItem]:
                 seal = SEAL_WORDS.get(str(pdf.get("seal")), SEAL_WORDS["unknown"])
                 items.append(
                     TodoItem(
-                        id=f"seal_unconfirmed:{key}",
+                        id=f"seal_unconfirmed:{key}:{_short(pdf['sha256'])}",
                         kind="seal_unconfirmed",
                         summary=f"盖章PDF《{pdf['filename']}》{seal}。请打开PDF查看是否加盖了公章，"
                         "未盖章的请联系推荐单位补发。",
@@ -415,7 +415,7 @@ def _recommendation_items(register: dict[str, Any]) -> list[TodoItem]:
                 problem = mismatch_problem(agreement)
                 items.append(
                     TodoItem(
-                        id=f"pdf_mismatch:{key}",
+                        id=f"pdf_mismatch:{key}:{_short(pdf['sha256'])}",
                         kind="pdf_mismatch",
                         summary=problem.staff_text,
                         where=where,

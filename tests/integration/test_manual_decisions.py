@@ -333,6 +333,35 @@ def test_a_seal_staff_confirm_wins_survives_reprocessing_and_its_undo_restores_t
     assert seal_item(app) is None
 
 
+def test_a_seal_decided_on_one_pdf_is_asked_again_when_staff_place_another(
+    app: App, drop: MailDrop
+):
+    from service.decisions import decide
+
+    send_unsealed_form(app, drop)
+    first = seal_item(app)
+    assert first is not None
+    decide(app, first["id"], "seal_absent", {}, by="王老师")
+    assert seal_item(app) is None
+    drop.arrive(
+        app,
+        mail(
+            "chen@qq.example",
+            "补发扫描件",
+            [pdf("补发.pdf", seal=False, marker=7)],
+            received=at(13),
+        ),
+    )
+    (stray,) = register_of(app)["unplaced_pdfs"]
+
+    record_manual_decision(app, hebei(app)["id"], kind="pdf", attachment=stray["sha256"][:12])
+
+    again = seal_item(app)
+    assert hebei(app)["pdf"]["sha256"] == stray["sha256"]
+    assert again is not None and again["id"] != first["id"]
+    assert "补发.pdf" in again["summary"]
+
+
 def test_two_staff_confirming_one_seal_at_once_one_wins(app: App, drop: MailDrop):
     import threading
 
