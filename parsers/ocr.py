@@ -42,6 +42,7 @@ from parsers.labels import (
     unit_field_for,
 )
 from parsers.model import CaseRow, Problem, Seal
+from parsers.pdf_form import case_rows
 from parsers.seal import find_red_round_mark
 from parsers.word_form import parse_date
 
@@ -972,31 +973,6 @@ def _numbers_at_row_tops(
     )
 
 
-def _case_rows(rows: Sequence[dict[CaseColumn, str]], first: int) -> list[CaseRow]:
-    """Case rows from the cells read; a row without a title (a blank row) is left out."""
-    cases = []
-    for position, cells in enumerate(rows, start=first):
-        title = cells.get("title", "").strip()
-        if not title:
-            continue
-        number = cells.get("row", "")
-        cases.append(
-            CaseRow(
-                row=int(number) if number.isdigit() else position,
-                title=title,
-                applicant=cells.get("applicant", "").strip(),
-                category=cells.get("category") or None,
-                ref=cells.get("ref") or None,
-                rank=cells.get("rank") or None,
-                note=cells.get("note") or None,
-            )
-        )
-    return cases
-
-
-# --- layout: unit, date and the seal label ----------------------------------------------------
-
-
 def _spaced(label: str) -> str:
     brackets = {"(": "[(（]", ")": "[)）]"}
     return r"\s*".join(brackets.get(char, re.escape(char)) for char in label)
@@ -1191,7 +1167,7 @@ def read_scan(pages: Sequence[PageBoxes], *, engine: str = "") -> ScanReading:
         in_table: set[int] = set()
         if table is not None:
             carried = table.table
-            cases.extend(_case_rows(table.rows, first=len(cases) + 1))
+            cases.extend(case_rows(table.rows, first=len(cases) + 1))
             in_table = {
                 id(box)
                 for index, box in enumerate(boxes)

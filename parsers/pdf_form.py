@@ -10,7 +10,7 @@ import io
 import logging
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -141,7 +141,7 @@ def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfF
         page_texts.append(text)
         cells = find_case_cells(page_fragments)
         titles.extend(row["title"] for row in cells if row.get("title"))
-        cases.extend(_case_rows(cells, first=len(cases) + 1))
+        cases.extend(case_rows(cells, first=len(cases) + 1))
         if len(text.strip()) < MIN_TEXT_CHARS and _has_images(page):
             image_only_pages += 1
     text = "\n".join(page_texts)
@@ -169,8 +169,9 @@ def _read(data: bytes, name: str, *, max_pages: int, deadline: Deadline) -> PdfF
     )
 
 
-def _case_rows(cells: Sequence[dict[str, str]], *, first: int) -> list[CaseRow]:
-    """Case rows from table cells read off a page; rows without a title are left out."""
+def case_rows(cells: Sequence[Mapping[Any, str]], *, first: int) -> list[CaseRow]:
+    """Case rows from the cells of a case table (a text layer's or a scan's), numbered by
+    their 序号 where it is a number, else by position; rows without a title are left out."""
     rows: list[CaseRow] = []
     for position, cell in enumerate(cells, start=first):
         title = cell.get("title", "").strip()
@@ -184,6 +185,8 @@ def _case_rows(cells: Sequence[dict[str, str]], *, first: int) -> list[CaseRow]:
                 applicant=cell.get("applicant", "").strip(),
                 category=cell.get("category") or None,
                 ref=cell.get("ref") or None,
+                rank=cell.get("rank") or None,
+                note=cell.get("note") or None,
             )
         )
     return rows
