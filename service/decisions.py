@@ -156,6 +156,19 @@ def item_state(app: App, item_id: str) -> dict[str, Any]:
     }
 
 
+def withdraw_unsent(session: Session, outbox_ids: list[int]) -> int:
+    """Take back the mail of these outbox rows that has not gone yet (an undo); mail already
+    sent stays sent. Returns how many were taken back."""
+    withdrawn = 0
+    for outbox_id in outbox_ids:
+        mail = session.get(Outbox, outbox_id)
+        if mail is not None and mail.status in UNSENT and mail.sent_at is None:
+            session.delete(mail)
+            withdrawn += 1
+    session.flush()
+    return withdrawn
+
+
 def undo(app: App, decision_id: int, *, by: str) -> str:
     """Undo decision `decision_id`, restoring the state before it; returns a Chinese
     sentence saying what was done (mail already sent stays sent)."""
@@ -178,13 +191,7 @@ def undo(app: App, decision_id: int, *, by: str) -> str:
         ).first()
         if later is not None:
             raise BadDecisionError("这一项之后又有新的决定，请先撤销较新的那一项。")
-        withdrawn = 0
-        for outbox_id in row.after.get("outbox", []):
-            mail = session.get(Outbox, outbox_id)
-            if mail is not None and mail.status in UNSENT and mail.sent_at is None:
-                session.delete(mail)
-                withdrawn += 1
-        session.flush()
+        withdrawn = withdraw_unsent(session, row.after.get("outbox", []))
         restore = UNDO.get(row.action)
         if restore is not None:
             restore(app, session, row)

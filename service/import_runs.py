@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from config.errors import IntakeError
 from service.bootstrap import App
-from service.decisions import SENT_STAYS_SENT, UNSENT, DecisionRefusedError
+from service.decisions import SENT_STAYS_SENT, DecisionRefusedError, withdraw_unsent
 from service.imports import (
     KIND_LABELS,
     ImportReport,
@@ -31,7 +31,7 @@ from service.imports import (
     stored_state,
     upload_name,
 )
-from service.models import ImportRun, Outbox, Submission
+from service.models import ImportRun, Submission
 from service.reconcile import reconcile
 
 UNREADABLE = (
@@ -112,6 +112,18 @@ def current_plan(app: App, run_id: int) -> tuple[ImportRun, ImportReport | None]
         return run, _plan_of(app, session, run)
 
 
+def _open_preview(session: Session, run_id: int) -> ImportRun:
+    """The preview `run_id`, under the imports lock, still waiting to be confirmed or
+    discarded; ImportRefusedError when there is none, ImportConflictError when it is done."""
+    lock_imports(session)
+    run = session.get(ImportRun, run_id)
+    if run is None:
+        raise ImportRefusedError("没有这次导入的记录。")
+    if run.status != "previewed":
+        raise ImportConflictError(_not_open(run))
+    return run
+
+
 def confirm_import(
     app: App, run_id: int, *, fingerprint: str, withdrawals_checked: bool, by: str
 ) -> ImportRun:
@@ -119,12 +131,7 @@ def confirm_import(
     page showed); ImportConflictError when it was confirmed or discarded already, or when the
     data changed since; ImportRefusedError when a large withdrawal is not checked."""
     with Session(app.engine, expire_on_commit=False) as session:
-        lock_imports(session)
-        run = session.get(ImportRun, run_id)
-        if run is None:
-            raise ImportRefusedError("没有这次导入的记录。")
-        if run.status != "previewed":
-            raise ImportConflictError(_not_open(run))
+        run = _open_preview(session, run_id)
         # taken once: a second confirmation racing past the check above updates nothing
         taken = session.execute(
             sa.update(ImportRun)
@@ -150,12 +157,7 @@ def confirm_import(
 def discard_import(app: App, run_id: int, *, by: str) -> None:
     """放弃: a preview is not imported (its file stays in the archive)."""
     with Session(app.engine) as session:
-        lock_imports(session)
-        run = session.get(ImportRun, run_id)
-        if run is None:
-            raise ImportRefusedError("没有这次导入的记录。")
-        if run.status != "previewed":
-            raise ImportConflictError(_not_open(run))
+        run = _open_preview(session, run_id)
         run.status, run.undone_by, run.undone_at = "discarded", by, app.clock()
         session.add(run)
         session.commit()
@@ -182,13 +184,7 @@ def undo_import(app: App, run_id: int, *, by: str) -> str:
         before: dict[str, dict[str, Any] | None] = run.changes["before"]
         after: dict[str, dict[str, Any]] = run.changes["after"]
         _check_untouched_since(session, before, after)
-        withdrawn = 0
-        for outbox_id in run.changes.get("outbox", []):
-            mail = session.get(Outbox, outbox_id)
-            if mail is not None and mail.status in UNSENT and mail.sent_at is None:
-                session.delete(mail)
-                withdrawn += 1
-        session.flush()
+        withdrawn = withdraw_unsent(session, run.changes.get("outbox", []))
         for ref, old in before.items():
             current = session.get(Submission, ref)
             if current is None:

@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 
 from parsers.model import Problem
 from parsers.ocr import ScanReading
+from service.agreement import stored_reading
 from service.bootstrap import App
 from service.db import is_postgres
 from service.faults import one_line, transient_fault
@@ -68,14 +69,6 @@ def queue_ocr(session: Session, sha256: str, now: datetime) -> None:
     dialect = postgresql if is_postgres(session.get_bind().engine) else sqlite
     statement = dialect.insert(OcrJob).values(**values).on_conflict_do_nothing()
     session.execute(statement)
-
-
-def cached_reading(session: Session, sha256: str) -> ScanReading | None:
-    """The reading of the PDF with this content, if OCR has read it."""
-    job = session.get(OcrJob, sha256)
-    if job is None or job.status != "done" or job.reading is None:
-        return None
-    return ScanReading.from_json(job.reading)
 
 
 def ocr_counts(session: Session) -> dict[str, int]:
@@ -578,7 +571,7 @@ def release_held_receipts(app: App) -> int:
             for _attachment, job in pairs:
                 if job.status in ("done", "failed"):
                     # settled while this message was processed: record it now
-                    reading = cached_reading(session, job.sha256)
+                    reading = stored_reading(session, job.sha256)
                     failed = job.status == "failed" and job.problem is not None
                     problem = Problem.from_json(job.problem) if failed else None
                     _store_outcome(app, session, job, reading, problem)

@@ -21,9 +21,9 @@ from config.errors import IntakeError, ParseError
 from parsers.classify import ATTACHMENT_MENTIONED_MISSING, QUESTION_NEEDS_REPLY
 from parsers.mail import parse_message
 from parsers.model import ParsedMessage, PdfForm, Problem, WordForm
-from parsers.ocr import ScanReading
 from parsers.pdf_form import read_pdf_form
 from parsers.word_form import read_word_form
+from service.agreement import stored_reading
 from service.bootstrap import App
 from service.faults import RETRY_BOUND, next_try, one_line, transient_fault
 from service.models import Attachment, CaseRow, Message, OcrJob, Recommendation
@@ -347,14 +347,14 @@ def _read_scan(
     """A scanned form PDF: with what OCR read when its content was read before (a later
     poll, `intake reprocess`); else its OCR is queued and its sha256 added to `awaiting`
     (the message's receipt waits for it). A scan OCR gave up on carries that problem."""
-    job = session.get(OcrJob, row.sha256)
-    if job is not None and job.status == "done" and job.reading is not None:
-        reading = ScanReading.from_json(job.reading)
+    reading = stored_reading(session, row.sha256)
+    if reading is not None:
         form = merge_reading(form, reading)
         record_pdf_form(row, form)
         # as `apply_reading` records them when the reading comes after the message
         row.problems = [*row.problems, *_of_file(reading.problems, row.filename)]
         return form
+    job = session.get(OcrJob, row.sha256)
     if job is not None and job.status == "failed":
         if job.problem is not None:
             failed = Problem.from_json(job.problem).with_params(file=row.filename)

@@ -11,9 +11,9 @@ import pytest
 from sqlmodel import Session, col, select
 
 from config.settings import SAMPLES
+from service.agreement import stored_reading
 from service.ingest import poll
 from service.models import Attachment, OcrJob, Outbox
-from service.ocr_jobs import cached_reading
 from tests.support.apps import make_app, read_scans
 from tests.support.mailmaker import MailDrop
 
@@ -40,7 +40,7 @@ def test_the_real_engine_reads_a_sample_scan_in_a_worker_with_no_network(
 
     assert (report.done, report.failed) == (1, 0)
     with Session(app.engine) as session:
-        reading = cached_reading(session, scan.sha256)
+        reading = stored_reading(session, scan.sha256)
         job = session.get(OcrJob, scan.sha256)
         receipts = session.exec(select(Outbox).where(col(Outbox.kind) == "unit_receipt")).all()
         scan = session.get(Attachment, scan.id)
